@@ -8,15 +8,19 @@
 //! - [`DType`] / [`HostData`]: run-time element types and host buffers.
 //! - [`rng`]: the documented counter-based generator shared by all backends.
 
+pub mod autodiff;
 pub mod backend;
 pub mod dtype;
 pub mod error;
 pub mod layout;
 pub mod rng;
 pub mod shape;
+pub mod tensor;
 
 pub use backend::{Backend, BinaryOp, Distribution, ReduceOp, UnaryOp};
 pub use dtype::{DType, Element, HostData};
 pub use error::{Error, Result};
 pub use layout::{Blocks, Layout, StridedIndex};
 pub use shape::Shape;
+pub use autodiff::{is_grad_enabled, no_grad, Autodiff, CustomBackward, CustomOp, GradStore, NoGradGuard};
+pub use tensor::{Tensor, TensorId};
