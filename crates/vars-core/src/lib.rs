@@ -13,9 +13,11 @@ pub mod backend;
 pub mod dtype;
 pub mod error;
 pub mod layout;
+pub mod nn;
 pub mod rng;
 pub mod shape;
 pub mod tensor;
+#[cfg(feature = "testing")] pub mod testing;
 
 pub use backend::{Backend, BinaryOp, Distribution, ReduceOp, UnaryOp};
 pub use dtype::{DType, Element, HostData};

@@ -40,7 +40,8 @@ impl<B: Backend> Tensor<B> {
         self.require_float("requires_grad")?;
         let id = TensorId::fresh();
         let storage = self.storage_arc();
-        Ok(Tensor::build_with_id(id, storage, self.layout().clone(), Some(leaf_node(id))))
+        let node = leaf_node(id, self.shape().clone(), self.dtype());
+        Ok(Tensor::build_with_id(id, storage, self.layout().clone(), Some(node)))
     }
 
     /// Backpropagates from a scalar (one-element) tensor, seeding its gradient with 1.
@@ -60,6 +61,13 @@ impl<B: Backend> Tensor<B> {
     pub fn backward_with(&self, grad: &Tensor<B>) -> Result<GradStore<B>> {
         if grad.shape() != self.shape() {
             return Err(Error::shape_mismatch("backward", self.shape(), grad.shape()));
+        }
+        if grad.dtype() != self.dtype() {
+            return Err(Error::DTypeMismatch {
+                op: "backward",
+                lhs: self.dtype(),
+                rhs: grad.dtype(),
+            });
         }
         let root = self.node().cloned().ok_or_else(|| {
             Error::Autodiff("the tensor is not part of a graph (no input requires grad)".into())
@@ -83,7 +91,7 @@ fn run_backward<B: Backend>(root: Arc<super::Node<B>>, seed: Tensor<B>) -> Resul
         }
         stack.push((node.clone(), true));
         if let NodeKind::Op { inputs, .. } = &node.kind {
-            for input in inputs.iter().flatten() {
+            for input in lock(inputs)?.iter().flatten() {
                 if !visited.contains(&input.id) {
                     stack.push((input.clone(), false));
                 }
@@ -103,8 +111,9 @@ fn run_backward<B: Backend>(root: Arc<super::Node<B>>, seed: Tensor<B>) -> Resul
                 }
             }
             NodeKind::Op { op, inputs } => {
-                // Take the saved state: this frees it as soon as the node is processed.
-                let op = op.lock().map_err(|_| Error::Autodiff("graph lock poisoned".into()))?.take();
+                // Take the saved state and the edges: the graph is freed as it is walked.
+                let op = lock(op)?.take();
+                let inputs = std::mem::take(&mut *lock(inputs)?);
                 let (op, grad) = match (op, grad) {
                     (Some(op), Some(grad)) => (op, grad),
                     (None, Some(_)) => {
@@ -114,12 +123,21 @@ fn run_backward<B: Backend>(root: Arc<super::Node<B>>, seed: Tensor<B>) -> Resul
                     }
                     (_, None) => continue,
                 };
-                let grads = op.backward(&grad, inputs.len()).map_err(|e| match e {
-                    Error::Autodiff(m) => Error::Autodiff(m),
-                    other => Error::Autodiff(format!("in the backward of `{}`: {other}", op.name())),
-                })?;
+                let context = |e: Error| Error::Autodiff(format!("in the backward of `{}`: {e}", op.name()));
+                let grads = op.backward(&grad, inputs.len()).map_err(context)?;
                 for (input, g) in inputs.iter().zip(grads) {
                     let (Some(input), Some(g)) = (input, g) else { continue };
+                    if g.shape() != &input.shape || g.dtype() != input.dtype {
+                        return Err(Error::Autodiff(format!(
+                            "the backward of `{}` returned a {} gradient of shape {} for an input of \
+                             {} {}",
+                            op.name(),
+                            g.dtype(),
+                            g.shape(),
+                            input.dtype,
+                            input.shape
+                        )));
+                    }
                     let acc = match pending.remove(&input.id) {
                         Some(prev) => prev.add(&g)?,
                         None => g,
@@ -130,4 +148,14 @@ fn run_backward<B: Backend>(root: Arc<super::Node<B>>, seed: Tensor<B>) -> Resul
         }
     }
     Ok(store)
+}
+
+fn lock<T>(m: &std::sync::Mutex<T>) -> Result<std::sync::MutexGuard<'_, T>> {
+    m.lock().map_err(|_| Error::Autodiff("graph lock poisoned by a panic in another thread".into()))
+}
+
+impl<B: Backend> std::fmt::Debug for GradStore<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_map().entries(self.grads.iter()).finish()
+    }
 }

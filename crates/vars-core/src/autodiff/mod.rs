@@ -144,21 +144,46 @@ impl<B: Backend> crate::Tensor<Autodiff<B>> {
 
 // ---- graph nodes --------------------------------------------------------------------------------
 
-/// A vertex of the backward graph.
+/// A vertex of the backward graph. It records the shape and dtype of the tensor it belongs to, so
+/// the backward pass can check every gradient it routes (built-in and custom ops alike).
 pub(crate) struct Node<B: Backend> {
     pub(crate) id: u64,
+    pub(crate) shape: crate::Shape,
+    pub(crate) dtype: DType,
     pub(crate) kind: NodeKind<B>,
 }
 
 pub(crate) enum NodeKind<B: Backend> {
     /// A variable; its gradient is reported under this tensor id.
     Leaf(crate::TensorId),
-    /// An op output: the saved state (taken, and so freed, by `backward`) and one edge per input
-    /// (`None` for inputs that need no gradient).
+    /// An op output: the saved state and the edges to its inputs (`None` for inputs that need no
+    /// gradient). `backward` takes both, freeing the graph as it goes.
     Op {
         op: Mutex<Option<Op<B>>>,
-        inputs: Vec<Option<Arc<Node<B>>>>,
+        inputs: Mutex<Vec<Option<Arc<Node<B>>>>>,
     },
+}
+
+impl<B: Backend> NodeKind<B> {
+    fn take_inputs(&mut self) -> Vec<Option<Arc<Node<B>>>> {
+        match self {
+            NodeKind::Op { inputs, .. } => std::mem::take(inputs.get_mut().unwrap_or_else(|e| e.into_inner())),
+            NodeKind::Leaf(_) => Vec::new(),
+        }
+    }
+}
+
+impl<B: Backend> Drop for Node<B> {
+    /// Frees the chain of inputs iteratively: a graph of 10⁵ ops would otherwise overflow the
+    /// stack through recursive `Arc` drops.
+    fn drop(&mut self) {
+        let mut stack = self.kind.take_inputs();
+        while let Some(edge) = stack.pop() {
+            if let Some(mut node) = edge.and_then(Arc::into_inner) {
+                stack.extend(node.kind.take_inputs());
+            }
+        }
+    }
 }
 
 fn next_node_id() -> u64 {
@@ -166,15 +191,18 @@ fn next_node_id() -> u64 {
     NEXT.fetch_add(1, Ordering::Relaxed)
 }
 
-pub(crate) fn leaf_node<B: Backend>(id: crate::TensorId) -> Arc<Node<B>> {
+pub(crate) fn leaf_node<B: Backend>(id: crate::TensorId, shape: crate::Shape, dtype: DType) -> Arc<Node<B>> {
     Arc::new(Node {
         id: next_node_id(),
+        shape,
+        dtype,
         kind: NodeKind::Leaf(id),
     })
 }
 
 /// The graph node for an op output, or `None` (without running `op`) when nothing is tracked.
 pub(crate) fn node_for<B: Backend>(
+    out_shape: &crate::Shape,
     out_dtype: &DType,
     inputs: &[&crate::Tensor<B>],
     op: impl FnOnce() -> Op<B>,
@@ -187,9 +215,11 @@ pub(crate) fn node_for<B: Backend>(
     }
     Some(Arc::new(Node {
         id: next_node_id(),
+        shape: out_shape.clone(),
+        dtype: *out_dtype,
         kind: NodeKind::Op {
             op: Mutex::new(Some(op())),
-            inputs: inputs.iter().map(|t| t.node().cloned()).collect(),
+            inputs: Mutex::new(inputs.iter().map(|t| t.node().cloned()).collect()),
         },
     }))
 }

@@ -33,7 +33,7 @@ pub(crate) enum Op<B: Backend> {
     Sub,
     Mul { lhs: Tensor<B>, rhs: Tensor<B> },
     Div { lhs: Tensor<B>, rhs: Tensor<B> },
-    /// `maximum`/`minimum`: the gradient goes to the winning side, ties to lhs.
+    /// `maximum`/`minimum`: the gradient goes to the winning side; ties split it.
     Select { lhs: Tensor<B>, rhs: Tensor<B>, maximum: bool },
     Where { cond: Tensor<B> },
     // ---- reductions (keepdim outputs) ----
@@ -102,11 +102,16 @@ impl<B: Backend> Op<B> {
                 Ok(vec![Some(gl), Some(gr)])
             }
             Op::Select { lhs, rhs, maximum } => {
-                let take_lhs = if *maximum { lhs.ge(rhs)? } else { lhs.le(rhs)? };
-                let zero = g.zeros_like()?;
+                // PyTorch's rule: the winner takes the gradient, ties split it in half.
+                let (lhs_wins, rhs_wins) = if *maximum {
+                    (lhs.gt(rhs)?, lhs.lt(rhs)?)
+                } else {
+                    (lhs.lt(rhs)?, lhs.gt(rhs)?)
+                };
+                let tie = lhs.eq(rhs)?.mul_scalar(0.5)?;
                 Ok(vec![
-                    Some(Tensor::where_cond(&take_lhs, g, &zero)?),
-                    Some(Tensor::where_cond(&take_lhs, &zero, g)?),
+                    Some(g.mul(&lhs_wins.add(&tie)?)?),
+                    Some(g.mul(&rhs_wins.add(&tie)?)?),
                 ])
             }
             Op::Where { cond } => {
@@ -174,10 +179,46 @@ impl<B: Backend> Op<B> {
         }
     }
 
+    /// The op's name, for error messages.
     pub(crate) fn name(&self) -> &str {
         match self {
+            Op::Neg => "neg",
+            Op::Exp { .. } => "exp",
+            Op::Log { .. } => "log",
+            Op::Sqrt { .. } => "sqrt",
+            Op::Sqr { .. } => "sqr",
+            Op::Abs { .. } => "abs",
+            Op::Relu { .. } => "relu",
+            Op::Gelu { .. } => "gelu",
+            Op::Erf { .. } => "erf",
+            Op::Sigmoid { .. } => "sigmoid",
+            Op::Tanh { .. } => "tanh",
+            Op::Recip { .. } => "recip",
+            Op::Powf { .. } => "powf",
+            Op::Scale { .. } => "affine",
+            Op::ClampMin { .. } => "clamp_min",
+            Op::ClampMax { .. } => "clamp_max",
+            Op::ZeroGrad => "piecewise-constant op",
+            Op::Add => "add",
+            Op::Sub => "sub",
+            Op::Mul { .. } => "mul",
+            Op::Div { .. } => "div",
+            Op::Select { maximum: true, .. } => "maximum",
+            Op::Select { maximum: false, .. } => "minimum",
+            Op::Where { .. } => "where_cond",
+            Op::Sum { .. } => "sum",
+            Op::Extremum { .. } => "max/min",
+            Op::NormL2 { .. } => "norm_l2",
+            Op::Matmul { .. } => "matmul",
+            Op::Identity => "contiguous",
+            Op::Reshape { .. } => "reshape",
+            Op::Permute { .. } => "permute",
+            Op::Narrow { .. } => "narrow",
+            Op::BroadcastAs { .. } => "broadcast_as",
+            Op::Cast { .. } => "to_dtype",
+            Op::IndexSelect { .. } => "index_select",
+            Op::Cat { .. } => "cat",
             Op::Custom { name, .. } => name,
-            _ => "builtin",
         }
     }
 }

@@ -83,6 +83,7 @@ impl<B: Backend> Tensor<B> {
         let len = *dims
             .get(dim)
             .ok_or_else(|| Error::DimOutOfRange { op: "pad_into", dim, shape: self.shape().clone() })?;
+        if start + len > size { return Err(Error::invalid("pad_into", self.shape(), format!("range {start}..{} exceeds the target size {size} of dim {dim}", start + len))); }
         dims[dim] = size;
         let out_layout = Layout::contiguous(dims.clone());
         let mut storage = B::full(self.device(), out_layout.elem_count(), self.dtype(), 0.0)?;

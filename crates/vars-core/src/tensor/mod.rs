@@ -110,7 +110,7 @@ impl<B: Backend> Tensor<B> {
         inputs: &[&Tensor<B>],
         op: impl FnOnce() -> Op<B>,
     ) -> Self {
-        let node = autodiff::node_for(&B::storage_dtype(&storage), inputs, op);
+        let node = autodiff::node_for(&shape, &B::storage_dtype(&storage), inputs, op);
         Self::build(Arc::new(storage), Layout::contiguous(shape), node)
     }
 
@@ -125,7 +125,7 @@ impl<B: Backend> Tensor<B> {
         let storage = Arc::new(storage);
         let layout = Layout::contiguous(shape);
         let dtype = B::storage_dtype(&storage);
-        let node = autodiff::node_for(&dtype, inputs, || {
+        let node = autodiff::node_for(layout.shape(), &dtype, inputs, || {
             op(Self::build(storage.clone(), layout.clone(), None))
         });
         Self::build(storage, layout, node)
@@ -135,7 +135,7 @@ impl<B: Backend> Tensor<B> {
     /// [`crate::no_grad`] to the graph as one node with its own backward; `op` receives an
     /// untracked handle to the result.
     pub(crate) fn attach(self, inputs: &[&Tensor<B>], op: impl FnOnce(Tensor<B>) -> Op<B>) -> Self {
-        match autodiff::node_for(&self.dtype(), inputs, || op(self.clone())) {
+        match autodiff::node_for(self.shape(), &self.dtype(), inputs, || op(self.clone())) {
             None => self,
             node => Self::build(self.0.storage.clone(), self.layout().clone(), node),
         }
@@ -151,7 +151,7 @@ impl<B: Backend> Tensor<B> {
 
     /// A view sharing this tensor's storage under a new layout.
     pub(crate) fn view_with(&self, layout: Layout, op: impl FnOnce() -> Op<B>) -> Self {
-        let node = autodiff::node_for(&self.dtype(), &[self], op);
+        let node = autodiff::node_for(layout.shape(), &self.dtype(), &[self], op);
         Self::build(self.0.storage.clone(), layout, node)
     }
 
