@@ -5,13 +5,15 @@
 //! criterion's "Gelem/s" reads as GFLOP/s.
 //!
 //! `cargo bench -p vars-benches --features gemm-crate --bench gemm -- --warm-up-time 1 --measurement-time 3`
+//! (`gemm-crate` is a default feature of vars-cpu; `--features gemm-crate-avx512` adds the `gemm`
+//! crate's AVX-512 kernels.)
 
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use vars_benches::{gemm_flops, random_f32};
 use vars_core::{Backend, Layout};
-use vars_cpu::{gemm_f32, Cpu, CpuStorage, GemmKernel};
+use vars_cpu::{gemm_f32, Cpu, CpuStorage, GemmKernel, DEFAULT_KERNEL};
 
 struct Case {
     name: &'static str,
@@ -113,7 +115,7 @@ fn bench_gemm(c: &mut Criterion) {
         } else {
             Layout::contiguous([batch, k, n])
         };
-        let name = format!("rayon x{}", rayon_threads());
+        let name = format!("rayon x{} {}", rayon_threads(), DEFAULT_KERNEL.name());
         group.bench_function(BenchmarkId::new("Cpu::matmul", name), |bench| {
             bench.iter(|| black_box(Cpu::matmul(&sa, &la, &sb, &lb).unwrap()))
         });

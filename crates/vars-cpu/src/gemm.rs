@@ -9,7 +9,8 @@
 //! - [`GemmKernel::MatrixMultiply`]: the `matrixmultiply` crate (BLIS-style packing, runtime
 //!   AVX2/FMA/AVX-512 detection, no threading feature), always available;
 //! - `GemmKernel::Gemm`: the `gemm` crate in `Parallelism::None` mode, behind the `gemm-crate`
-//!   cargo feature (`gemm-crate-avx512` additionally enables its AVX-512 kernels).
+//!   cargo feature (on by default; `gemm-crate-avx512` additionally enables its AVX-512
+//!   kernels).
 //!
 //! [`DEFAULT_KERNEL`] is what the backend uses; it was picked by the `gemm` criterion bench at the
 //! model's shapes (numbers and reasoning in `docs/gemm-choice.md`).
@@ -43,7 +44,12 @@ impl GemmKernel {
     }
 }
 
-/// The kernel the backend's matmul uses (chosen by measurement, see `docs/gemm-choice.md`).
+/// The kernel the backend's matmul uses: the `gemm` crate when compiled in (the default; it won
+/// at every model shape measured), else `matrixmultiply`. See `docs/gemm-choice.md`.
+#[cfg(feature = "gemm-crate")]
+pub const DEFAULT_KERNEL: GemmKernel = GemmKernel::Gemm;
+/// The kernel the backend's matmul uses (`matrixmultiply`: the `gemm-crate` feature is off).
+#[cfg(not(feature = "gemm-crate"))]
 pub const DEFAULT_KERNEL: GemmKernel = GemmKernel::MatrixMultiply;
 
 /// `c[m×n] = a[m×k] · b[k×n]` in f32 (single-threaded; `c` is overwritten, never read).

@@ -1,7 +1,8 @@
 //! # vars-cpu
 //!
 //! The CPU compute backend of vars: [`Cpu`] implements [`vars_core::Backend`] on host memory with
-//! rayon for parallelism and `matrixmultiply` (optionally the `gemm` crate) for GEMM.
+//! rayon for parallelism and, for GEMM, the `gemm` crate (default feature `gemm-crate`) or
+//! `matrixmultiply`.
 //!
 //! Every op takes its operands as `(storage, layout)` views (any strides, offsets and stride-0
 //! broadcasts), validates them (a view that runs past its buffer is an error, never a panic),
