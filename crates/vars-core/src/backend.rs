@@ -14,7 +14,7 @@
 //!   elements only, so the summation order never depends on the thread count);
 //! - bad dtypes are reported with [`crate::Error::UnsupportedDType`], never a panic.
 
-use crate::{DType, HostData, Layout, Result};
+use crate::{DType, HostData, Layout, Result, Window2d};
 use std::fmt::Debug;
 
 /// Elementwise single-input ops, including the scalar-parameterised ones.
@@ -41,7 +41,10 @@ pub enum UnaryOp {
     Step,
     Powf(f64),
     /// `x·mul + add`.
-    Affine { mul: f64, add: f64 },
+    Affine {
+        mul: f64,
+        add: f64,
+    },
     /// `max(x, c)`.
     ClampMin(f64),
     /// `min(x, c)`.
@@ -105,6 +108,10 @@ pub enum BinaryOp {
     Le,
     Gt,
     Ge,
+    /// `sign(a)·max(|a| − b, 0)`: the soft threshold `T_b(a)` (spec §0).
+    SoftThreshold,
+    /// `sign(a)·gelu(|a| − b)`: the official code's shrink (spec §7.1).
+    GeluShrink,
 }
 
 impl BinaryOp {
@@ -122,6 +129,8 @@ impl BinaryOp {
             BinaryOp::Le => "le",
             BinaryOp::Gt => "gt",
             BinaryOp::Ge => "ge",
+            BinaryOp::SoftThreshold => "soft_threshold",
+            BinaryOp::GeluShrink => "gelu_shrink",
         }
     }
 
@@ -260,5 +269,21 @@ pub trait Backend: Sized + Clone + Copy + Debug + Default + Send + Sync + 'stati
         indices: &Self::Storage,
         indices_layout: &Layout,
         dim_size: usize,
+    ) -> Result<Self::Storage>;
+    /// im2col of an `(N, C, H, W)` view into a contiguous `(N, C·kh·kw, Ho·Wo)` buffer, row
+    /// `c·kh·kw + i·kw + j`, column `oy·Wo + ox`; positions outside the image read `pad_value`.
+    fn unfold2d(
+        storage: &Self::Storage,
+        layout: &Layout,
+        window: Window2d,
+        pad_value: f64,
+    ) -> Result<Self::Storage>;
+    /// col2im, the adjoint of `unfold2d`: an `(N, C·kh·kw, Ho·Wo)` view summed into a zero
+    /// `(N, C, H, W)` buffer; contributions of padded positions are dropped.
+    fn fold2d(
+        storage: &Self::Storage,
+        layout: &Layout,
+        window: Window2d,
+        output_hw: (usize, usize),
     ) -> Result<Self::Storage>;
 }

@@ -93,7 +93,11 @@ impl Layout {
     pub fn permute(&self, perm: &[usize]) -> Result<Layout> {
         let rank = self.rank();
         let mut seen = vec![false; rank];
-        if perm.len() != rank || perm.iter().any(|&p| p >= rank || std::mem::replace(&mut seen[p], true)) {
+        if perm.len() != rank
+            || perm
+                .iter()
+                .any(|&p| p >= rank || std::mem::replace(&mut seen[p], true))
+        {
             return Err(Error::invalid(
                 "permute",
                 &self.shape,
@@ -114,7 +118,10 @@ impl Layout {
             return Err(Error::invalid(
                 "narrow",
                 &self.shape,
-                format!("range {start}..{} exceeds dim {dim} of size {size}", start + len),
+                format!(
+                    "range {start}..{} exceeds dim {dim} of size {size}",
+                    start + len
+                ),
             ));
         }
         let mut dims = self.dims().to_vec();
@@ -187,7 +194,13 @@ impl Layout {
         let strides = shape
             .dims()
             .iter()
-            .map(|&d| if d == 1 { 0 } else { it.next().map(|k| k.1).unwrap_or(0) })
+            .map(|&d| {
+                if d == 1 {
+                    0
+                } else {
+                    it.next().map(|k| k.1).unwrap_or(0)
+                }
+            })
             .collect();
         Some(Layout {
             shape: shape.clone(),
@@ -223,7 +236,11 @@ impl Layout {
             strides: self.strides[..split].to_vec(),
             offset: self.offset,
         };
-        let count = if self.elem_count() == 0 { 0 } else { outer.elem_count() };
+        let count = if self.elem_count() == 0 {
+            0
+        } else {
+            outer.elem_count()
+        };
         Blocks {
             block_len,
             starts: StridedIndex::new(&outer),

@@ -17,12 +17,15 @@ pub mod nn;
 pub mod rng;
 pub mod shape;
 pub mod tensor;
-#[cfg(feature = "testing")] pub mod testing;
+#[cfg(feature = "testing")]
+pub mod testing;
 
+pub use autodiff::{
+    is_grad_enabled, no_grad, Autodiff, CustomBackward, CustomOp, GradStore, NoGradGuard,
+};
 pub use backend::{Backend, BinaryOp, Distribution, ReduceOp, UnaryOp};
 pub use dtype::{DType, Element, HostData};
 pub use error::{Error, Result};
 pub use layout::{Blocks, Layout, StridedIndex};
 pub use shape::Shape;
-pub use autodiff::{is_grad_enabled, no_grad, Autodiff, CustomBackward, CustomOp, GradStore, NoGradGuard};
-pub use tensor::{Tensor, TensorId};
+pub use tensor::{Tensor, TensorId, Window2d};

@@ -26,11 +26,14 @@ impl Shape {
 
     /// Size of `dim`, or an error naming `op`.
     pub fn dim(&self, op: &'static str, dim: usize) -> Result<usize> {
-        self.0.get(dim).copied().ok_or_else(|| Error::DimOutOfRange {
-            op,
-            dim,
-            shape: self.clone(),
-        })
+        self.0
+            .get(dim)
+            .copied()
+            .ok_or_else(|| Error::DimOutOfRange {
+                op,
+                dim,
+                shape: self.clone(),
+            })
     }
 
     /// Row-major strides of a contiguous tensor of this shape.

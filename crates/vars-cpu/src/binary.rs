@@ -86,6 +86,34 @@ fn binary_float<T: Float>(op: BinaryOp, a: &[T], la: &Layout, b: &[T], lb: &Layo
         BinaryOp::Le => map2(a, la, b, lb, move |x: T, y: T| indicator(x <= y, one, zero)),
         BinaryOp::Gt => map2(a, la, b, lb, move |x: T, y: T| indicator(x > y, one, zero)),
         BinaryOp::Ge => map2(a, la, b, lb, move |x: T, y: T| indicator(x >= y, one, zero)),
+        BinaryOp::SoftThreshold => map2(a, la, b, lb, move |z: T, t: T| {
+            let u = z.abs() - t;
+            if u > zero {
+                if z > zero {
+                    u
+                } else {
+                    zero - u
+                }
+            } else if u.is_nan() {
+                u
+            } else {
+                zero
+            }
+        }),
+        BinaryOp::GeluShrink => map2(a, la, b, lb, move |z: T, t: T| {
+            // sign(z)·gelu(|z| − t), with sign(0) = 0 (so the output is 0 at z = 0).
+            let zf = z.to_f64();
+            let g = crate::special::gelu(zf.abs() - t.to_f64());
+            T::from_f64(if zf > 0.0 {
+                g
+            } else if zf < 0.0 {
+                -g
+            } else if zf.is_nan() {
+                zf
+            } else {
+                0.0
+            })
+        }),
     }
 }
 
@@ -121,6 +149,13 @@ fn binary_int(op: BinaryOp, a: &[i64], la: &Layout, b: &[i64], lb: &Layout) -> R
         BinaryOp::Le => map2(a, la, b, lb, |x: i64, y: i64| i64::from(x <= y)),
         BinaryOp::Gt => map2(a, la, b, lb, |x: i64, y: i64| i64::from(x > y)),
         BinaryOp::Ge => map2(a, la, b, lb, |x: i64, y: i64| i64::from(x >= y)),
+        BinaryOp::SoftThreshold | BinaryOp::GeluShrink => {
+            return Err(crate::copy::unsupported(
+                op.name(),
+                vars_core::DType::I64,
+                "f32, f64",
+            ))
+        }
     })
 }
 

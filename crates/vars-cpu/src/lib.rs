@@ -34,12 +34,13 @@ pub mod special;
 pub mod storage;
 mod strided;
 mod unary;
+mod window;
 
 pub use gemm::{gemm_f32, gemm_f64, GemmKernel, DEFAULT_KERNEL};
 pub use storage::{live_buffers, live_bytes, CpuStorage};
 
 use vars_core::{
-    Backend, BinaryOp, DType, Distribution, HostData, Layout, ReduceOp, Result, UnaryOp,
+    Backend, BinaryOp, DType, Distribution, HostData, Layout, ReduceOp, Result, UnaryOp, Window2d,
 };
 
 /// The CPU backend.
@@ -182,5 +183,23 @@ impl Backend for Cpu {
         dim_size: usize,
     ) -> Result<CpuStorage> {
         index::index_add(src, src_layout, dim, indices, indices_layout, dim_size)
+    }
+
+    fn unfold2d(
+        storage: &CpuStorage,
+        layout: &Layout,
+        window: Window2d,
+        pad_value: f64,
+    ) -> Result<CpuStorage> {
+        window::unfold2d(storage, layout, window, pad_value)
+    }
+
+    fn fold2d(
+        storage: &CpuStorage,
+        layout: &Layout,
+        window: Window2d,
+        output_hw: (usize, usize),
+    ) -> Result<CpuStorage> {
+        window::fold2d(storage, layout, window, output_hw)
     }
 }

@@ -211,7 +211,52 @@ fn binary_ref(op: BinaryOp, x: f64, y: f64) -> f64 {
         BinaryOp::Le => f64::from(x <= y),
         BinaryOp::Gt => f64::from(x > y),
         BinaryOp::Ge => f64::from(x >= y),
+        // sign(x)·g(|x| − y) with sign(0) = 0.
+        BinaryOp::SoftThreshold => sign0(x) * (x.abs() - y).max(0.0),
+        BinaryOp::GeluShrink => sign0(x) * vars_cpu::special::gelu(x.abs() - y),
     }
+}
+
+fn sign0(x: f64) -> f64 {
+    if x == 0.0 {
+        0.0
+    } else {
+        x.signum()
+    }
+}
+
+/// The fused shrinks (floats only) on every pair of views, including a broadcast threshold,
+/// against the f64 formula; an integer operand is an error naming the op.
+#[test]
+fn shrink_ops_on_all_view_pairs() {
+    for dims in SHAPES {
+        let lhs = views(dims, 23);
+        let rhs = views(dims, 37);
+        for a in &lhs {
+            for b in &rhs {
+                for dtype in [DType::F32, DType::F64] {
+                    // Thresholds in [0, 1): |b| of the random buffer.
+                    let tbuf: Vec<f64> = b.buf.iter().map(|v| v.abs()).collect();
+                    let (sa, sb) = (storage(&a.buf, dtype), storage(&tbuf, dtype));
+                    let (xa, xb) = (ref_gather(&a.buf, &a.layout), ref_gather(&tbuf, &b.layout));
+                    for op in [BinaryOp::SoftThreshold, BinaryOp::GeluShrink] {
+                        let got = B::binary(op, &sa, &a.layout, &sb, &b.layout).unwrap();
+                        let want: Vec<f64> = xa
+                            .iter()
+                            .zip(&xb)
+                            .map(|(&x, &y)| binary_ref(op, x, y))
+                            .collect();
+                        let what = format!("{op:?} {dtype} {}×{} {dims:?}", a.kind, b.kind);
+                        assert_close(&values(&got), &want, tol(dtype), &what);
+                    }
+                }
+            }
+        }
+    }
+    let ints = storage(&[1.0, 2.0], DType::I64);
+    let l = vars_core::Layout::contiguous([2]);
+    let err = B::binary(BinaryOp::SoftThreshold, &ints, &l, &ints, &l).unwrap_err();
+    assert!(err.to_string().contains("soft_threshold"), "{err}");
 }
 
 #[test]

@@ -128,8 +128,8 @@ pub const UNARY_OPS: [UnaryOp; 19] = [
     UnaryOp::ClampMax(0.0),
 ];
 
-/// Every [`BinaryOp`].
-pub const BINARY_OPS: [BinaryOp; 12] = [
+/// Every [`BinaryOp`] (the shrinks have f32/f64 kernels only; see [`binary_dtypes`]).
+pub const BINARY_OPS: [BinaryOp; 14] = [
     BinaryOp::Add,
     BinaryOp::Sub,
     BinaryOp::Mul,
@@ -142,7 +142,17 @@ pub const BINARY_OPS: [BinaryOp; 12] = [
     BinaryOp::Le,
     BinaryOp::Gt,
     BinaryOp::Ge,
+    BinaryOp::SoftThreshold,
+    BinaryOp::GeluShrink,
 ];
+
+/// The dtypes `op` has kernels for.
+pub fn binary_dtypes(op: BinaryOp) -> &'static [DType] {
+    match op {
+        BinaryOp::SoftThreshold | BinaryOp::GeluShrink => &FLOAT_DTYPES,
+        _ => &ALL_DTYPES,
+    }
+}
 
 fn strided_suffix(strided: bool) -> &'static str {
     if strided {
@@ -228,7 +238,7 @@ fn unary_entries() -> Vec<String> {
 fn binary_entries() -> Vec<String> {
     let mut v = Vec::new();
     for op in BINARY_OPS {
-        for d in ALL_DTYPES {
+        for &d in binary_dtypes(op) {
             v.push(binary_kernel(op, d, false));
             v.push(binary_kernel(op, d, true));
         }
@@ -372,7 +382,7 @@ mod tests {
         all.dedup();
         assert_eq!(all.len(), n, "duplicate entry point names");
         assert_eq!(UNARY.entry_points().len(), 19 * 2 * 2);
-        assert_eq!(BINARY.entry_points().len(), 12 * 3 * 2);
+        assert_eq!(BINARY.entry_points().len(), 12 * 3 * 2 + 2 * 2 * 2);
         for k in KERNELS {
             // `#line 2` on a file's first line keeps NVRTC's line numbers equal to the file's.
             assert!(k.source.starts_with("#line 2 \"common.cuh\"\n"));

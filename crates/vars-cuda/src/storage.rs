@@ -458,6 +458,13 @@ impl CudaStorage {
                 rhs: rhs.dtype(),
             }));
         }
+        if !kernels::binary_dtypes(op).contains(&self.dtype()) {
+            return Err(CudaError::Core(vars_core::Error::UnsupportedDType {
+                op: op.name(),
+                dtype: self.dtype(),
+                supported: "f32, f64",
+            }));
+        }
         if layout.dims() != rhs_layout.dims() {
             return Err(CudaError::Core(vars_core::Error::ShapeMismatch {
                 op: op.name(),

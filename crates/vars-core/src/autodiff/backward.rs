@@ -41,7 +41,12 @@ impl<B: Backend> Tensor<B> {
         let id = TensorId::fresh();
         let storage = self.storage_arc();
         let node = leaf_node(id, self.shape().clone(), self.dtype());
-        Ok(Tensor::build_with_id(id, storage, self.layout().clone(), Some(node)))
+        Ok(Tensor::build_with_id(
+            id,
+            storage,
+            self.layout().clone(),
+            Some(node),
+        ))
     }
 
     /// Backpropagates from a scalar (one-element) tensor, seeding its gradient with 1.
@@ -60,7 +65,11 @@ impl<B: Backend> Tensor<B> {
     /// is freed: a second backward through it reports an error.
     pub fn backward_with(&self, grad: &Tensor<B>) -> Result<GradStore<B>> {
         if grad.shape() != self.shape() {
-            return Err(Error::shape_mismatch("backward", self.shape(), grad.shape()));
+            return Err(Error::shape_mismatch(
+                "backward",
+                self.shape(),
+                grad.shape(),
+            ));
         }
         if grad.dtype() != self.dtype() {
             return Err(Error::DTypeMismatch {
@@ -101,7 +110,9 @@ fn run_backward<B: Backend>(root: Arc<super::Node<B>>, seed: Tensor<B>) -> Resul
 
     let mut pending: HashMap<u64, Tensor<B>> = HashMap::new();
     pending.insert(root.id, seed);
-    let mut store = GradStore { grads: HashMap::new() };
+    let mut store = GradStore {
+        grads: HashMap::new(),
+    };
     for node in order.iter().rev() {
         let grad = pending.remove(&node.id);
         match &node.kind {
@@ -123,10 +134,13 @@ fn run_backward<B: Backend>(root: Arc<super::Node<B>>, seed: Tensor<B>) -> Resul
                     }
                     (_, None) => continue,
                 };
-                let context = |e: Error| Error::Autodiff(format!("in the backward of `{}`: {e}", op.name()));
+                let context =
+                    |e: Error| Error::Autodiff(format!("in the backward of `{}`: {e}", op.name()));
                 let grads = op.backward(&grad, inputs.len()).map_err(context)?;
                 for (input, g) in inputs.iter().zip(grads) {
-                    let (Some(input), Some(g)) = (input, g) else { continue };
+                    let (Some(input), Some(g)) = (input, g) else {
+                        continue;
+                    };
                     if g.shape() != &input.shape || g.dtype() != input.dtype {
                         return Err(Error::Autodiff(format!(
                             "the backward of `{}` returned a {} gradient of shape {} for an input of \
@@ -151,7 +165,8 @@ fn run_backward<B: Backend>(root: Arc<super::Node<B>>, seed: Tensor<B>) -> Resul
 }
 
 fn lock<T>(m: &std::sync::Mutex<T>) -> Result<std::sync::MutexGuard<'_, T>> {
-    m.lock().map_err(|_| Error::Autodiff("graph lock poisoned by a panic in another thread".into()))
+    m.lock()
+        .map_err(|_| Error::Autodiff("graph lock poisoned by a panic in another thread".into()))
 }
 
 impl<B: Backend> std::fmt::Debug for GradStore<B> {

@@ -52,11 +52,14 @@ impl<B: Backend> Tensor<B> {
     /// Applies a [`CustomOp`]; on an autodiff backend the output is tracked when any input is.
     pub fn apply_custom(op: &dyn CustomOp<B>, inputs: &[&Tensor<B>]) -> Result<Tensor<B>> {
         let detached: Vec<Tensor<B>> = inputs.iter().map(|t| t.detach()).collect();
-        let (out, backward) = super::no_grad(|| op.forward(&detached)).map_err(|e| Error::CustomOp {
-            name: op.name().to_string(),
-            msg: e.to_string(),
-        })?;
+        let (out, backward) =
+            super::no_grad(|| op.forward(&detached)).map_err(|e| Error::CustomOp {
+                name: op.name().to_string(),
+                msg: e.to_string(),
+            })?;
         let name = op.name().to_string();
-        Ok(out.detach().attach(inputs, move |_| Op::Custom { name, backward }))
+        Ok(out
+            .detach()
+            .attach(inputs, move |_| Op::Custom { name, backward }))
     }
 }

@@ -81,13 +81,24 @@ impl<B: Backend> Backend for Autodiff<B> {
     fn synchronize(d: &Self::Device) -> Result<()> {
         B::synchronize(d)
     }
-    fn random(d: &Self::Device, len: usize, dtype: DType, dist: Distribution, seed: u64) -> Result<Self::Storage> {
+    fn random(
+        d: &Self::Device,
+        len: usize,
+        dtype: DType,
+        dist: Distribution,
+        seed: u64,
+    ) -> Result<Self::Storage> {
         B::random(d, len, dtype, dist, seed)
     }
     fn copy_strided(s: &Self::Storage, l: &Layout) -> Result<Self::Storage> {
         B::copy_strided(s, l)
     }
-    fn copy_into(src: &Self::Storage, sl: &Layout, dst: &mut Self::Storage, dl: &Layout) -> Result<()> {
+    fn copy_into(
+        src: &Self::Storage,
+        sl: &Layout,
+        dst: &mut Self::Storage,
+        dl: &Layout,
+    ) -> Result<()> {
         B::copy_into(src, sl, dst, dl)
     }
     fn cast(s: &Self::Storage, l: &Layout, dtype: DType) -> Result<Self::Storage> {
@@ -96,7 +107,13 @@ impl<B: Backend> Backend for Autodiff<B> {
     fn unary(op: UnaryOp, s: &Self::Storage, l: &Layout) -> Result<Self::Storage> {
         B::unary(op, s, l)
     }
-    fn binary(op: BinaryOp, a: &Self::Storage, al: &Layout, b: &Self::Storage, bl: &Layout) -> Result<Self::Storage> {
+    fn binary(
+        op: BinaryOp,
+        a: &Self::Storage,
+        al: &Layout,
+        b: &Self::Storage,
+        bl: &Layout,
+    ) -> Result<Self::Storage> {
         B::binary(op, a, al, b, bl)
     }
     fn where_cond(
@@ -109,13 +126,29 @@ impl<B: Backend> Backend for Autodiff<B> {
     ) -> Result<Self::Storage> {
         B::where_cond(c, cl, t, tl, f, fl)
     }
-    fn reduce(op: ReduceOp, s: &Self::Storage, l: &Layout, axes: &[usize]) -> Result<Self::Storage> {
+    fn reduce(
+        op: ReduceOp,
+        s: &Self::Storage,
+        l: &Layout,
+        axes: &[usize],
+    ) -> Result<Self::Storage> {
         B::reduce(op, s, l, axes)
     }
-    fn matmul(a: &Self::Storage, al: &Layout, b: &Self::Storage, bl: &Layout) -> Result<Self::Storage> {
+    fn matmul(
+        a: &Self::Storage,
+        al: &Layout,
+        b: &Self::Storage,
+        bl: &Layout,
+    ) -> Result<Self::Storage> {
         B::matmul(a, al, b, bl)
     }
-    fn index_select(s: &Self::Storage, l: &Layout, dim: usize, i: &Self::Storage, il: &Layout) -> Result<Self::Storage> {
+    fn index_select(
+        s: &Self::Storage,
+        l: &Layout,
+        dim: usize,
+        i: &Self::Storage,
+        il: &Layout,
+    ) -> Result<Self::Storage> {
         B::index_select(s, l, dim, i, il)
     }
     fn index_add(
@@ -127,6 +160,22 @@ impl<B: Backend> Backend for Autodiff<B> {
         size: usize,
     ) -> Result<Self::Storage> {
         B::index_add(s, l, dim, i, il, size)
+    }
+    fn unfold2d(
+        s: &Self::Storage,
+        l: &Layout,
+        w: crate::Window2d,
+        pad: f64,
+    ) -> Result<Self::Storage> {
+        B::unfold2d(s, l, w, pad)
+    }
+    fn fold2d(
+        s: &Self::Storage,
+        l: &Layout,
+        w: crate::Window2d,
+        hw: (usize, usize),
+    ) -> Result<Self::Storage> {
+        B::fold2d(s, l, w, hw)
     }
 }
 
@@ -167,7 +216,9 @@ pub(crate) enum NodeKind<B: Backend> {
 impl<B: Backend> NodeKind<B> {
     fn take_inputs(&mut self) -> Vec<Option<Arc<Node<B>>>> {
         match self {
-            NodeKind::Op { inputs, .. } => std::mem::take(inputs.get_mut().unwrap_or_else(|e| e.into_inner())),
+            NodeKind::Op { inputs, .. } => {
+                std::mem::take(inputs.get_mut().unwrap_or_else(|e| e.into_inner()))
+            }
             NodeKind::Leaf(_) => Vec::new(),
         }
     }
@@ -191,7 +242,11 @@ fn next_node_id() -> u64 {
     NEXT.fetch_add(1, Ordering::Relaxed)
 }
 
-pub(crate) fn leaf_node<B: Backend>(id: crate::TensorId, shape: crate::Shape, dtype: DType) -> Arc<Node<B>> {
+pub(crate) fn leaf_node<B: Backend>(
+    id: crate::TensorId,
+    shape: crate::Shape,
+    dtype: DType,
+) -> Arc<Node<B>> {
     Arc::new(Node {
         id: next_node_id(),
         shape,

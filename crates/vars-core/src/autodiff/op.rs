@@ -11,48 +11,139 @@ use std::sync::Arc;
 pub(crate) enum Op<B: Backend> {
     // ---- unary ----
     Neg,
-    Exp { out: Tensor<B> },
-    Log { x: Tensor<B> },
-    Sqrt { out: Tensor<B> },
-    Sqr { x: Tensor<B> },
-    Abs { x: Tensor<B> },
-    Relu { x: Tensor<B> },
-    Gelu { x: Tensor<B> },
-    Erf { x: Tensor<B> },
-    Sigmoid { out: Tensor<B> },
-    Tanh { out: Tensor<B> },
-    Recip { out: Tensor<B> },
-    Powf { x: Tensor<B>, exponent: f64 },
-    Scale { factor: f64 },
-    ClampMin { x: Tensor<B>, bound: f64 },
-    ClampMax { x: Tensor<B>, bound: f64 },
+    Exp {
+        out: Tensor<B>,
+    },
+    Log {
+        x: Tensor<B>,
+    },
+    Sqrt {
+        out: Tensor<B>,
+    },
+    Sqr {
+        x: Tensor<B>,
+    },
+    Abs {
+        x: Tensor<B>,
+    },
+    Relu {
+        x: Tensor<B>,
+    },
+    Gelu {
+        x: Tensor<B>,
+    },
+    Erf {
+        x: Tensor<B>,
+    },
+    Sigmoid {
+        out: Tensor<B>,
+    },
+    Tanh {
+        out: Tensor<B>,
+    },
+    Recip {
+        out: Tensor<B>,
+    },
+    Powf {
+        x: Tensor<B>,
+        exponent: f64,
+    },
+    Scale {
+        factor: f64,
+    },
+    ClampMin {
+        x: Tensor<B>,
+        bound: f64,
+    },
+    ClampMax {
+        x: Tensor<B>,
+        bound: f64,
+    },
     /// Piecewise constant (sign, step): gradient zero.
     ZeroGrad,
     // ---- binary (operands already broadcast to the output shape) ----
     Add,
     Sub,
-    Mul { lhs: Tensor<B>, rhs: Tensor<B> },
-    Div { lhs: Tensor<B>, rhs: Tensor<B> },
+    Mul {
+        lhs: Tensor<B>,
+        rhs: Tensor<B>,
+    },
+    Div {
+        lhs: Tensor<B>,
+        rhs: Tensor<B>,
+    },
     /// `maximum`/`minimum`: the gradient goes to the winning side; ties split it.
-    Select { lhs: Tensor<B>, rhs: Tensor<B>, maximum: bool },
-    Where { cond: Tensor<B> },
+    Select {
+        lhs: Tensor<B>,
+        rhs: Tensor<B>,
+        maximum: bool,
+    },
+    Where {
+        cond: Tensor<B>,
+    },
+    /// `shrink(z, t)`; `gelu` selects the GELU form over the soft threshold.
+    Shrink {
+        z: Tensor<B>,
+        t: Tensor<B>,
+        gelu: bool,
+    },
     // ---- reductions (keepdim outputs) ----
-    Sum { src_shape: Shape },
-    Extremum { x: Tensor<B>, out: Tensor<B> },
-    NormL2 { x: Tensor<B>, out: Tensor<B> },
+    Sum {
+        src_shape: Shape,
+    },
+    Extremum {
+        x: Tensor<B>,
+        out: Tensor<B>,
+    },
+    NormL2 {
+        x: Tensor<B>,
+        out: Tensor<B>,
+    },
     // ---- linear algebra ----
-    Matmul { lhs: Tensor<B>, rhs: Tensor<B> },
+    Matmul {
+        lhs: Tensor<B>,
+        rhs: Tensor<B>,
+    },
     // ---- layout ----
     Identity,
-    Reshape { src_shape: Shape },
-    Permute { perm: Vec<usize> },
-    Narrow { dim: usize, start: usize, src_shape: Shape },
-    BroadcastAs { src_shape: Shape },
-    Cast { src_dtype: DType },
-    IndexSelect { dim: usize, indices: Tensor<B>, src_size: usize },
-    Cat { dim: usize, sizes: Vec<usize> },
+    Reshape {
+        src_shape: Shape,
+    },
+    Permute {
+        perm: Vec<usize>,
+    },
+    Narrow {
+        dim: usize,
+        start: usize,
+        src_shape: Shape,
+    },
+    BroadcastAs {
+        src_shape: Shape,
+    },
+    Cast {
+        src_dtype: DType,
+    },
+    IndexSelect {
+        dim: usize,
+        indices: Tensor<B>,
+        src_size: usize,
+    },
+    Cat {
+        dim: usize,
+        sizes: Vec<usize>,
+    },
+    Unfold2d {
+        window: crate::Window2d,
+        input_hw: (usize, usize),
+    },
+    Fold2d {
+        window: crate::Window2d,
+    },
     // ---- user-defined ----
-    Custom { name: String, backward: Arc<dyn CustomBackward<B>> },
+    Custom {
+        name: String,
+        backward: Arc<dyn CustomBackward<B>>,
+    },
 }
 
 type Grads<B> = Vec<Option<Tensor<B>>>;
@@ -76,13 +167,19 @@ impl<B: Backend> Op<B> {
             Op::Gelu { x } => one(g.mul(&x.unary(crate::UnaryOp::GeluDerivative)?)?),
             Op::Erf { x } => {
                 // d/dx erf(x) = 2/√π · exp(−x²)
-                let d = x.sqr()?.neg()?.exp()?.mul_scalar(std::f64::consts::FRAC_2_SQRT_PI)?;
+                let d = x
+                    .sqr()?
+                    .neg()?
+                    .exp()?
+                    .mul_scalar(std::f64::consts::FRAC_2_SQRT_PI)?;
                 one(g.mul(&d)?)
             }
             Op::Sigmoid { out } => one(g.mul(&out.mul(&out.affine(-1.0, 1.0)?)?)?),
             Op::Tanh { out } => one(g.mul(&out.sqr()?.affine(-1.0, 1.0)?)?),
             Op::Recip { out } => one(g.mul(&out.sqr()?.neg()?)?),
-            Op::Powf { x, exponent } => one(g.mul(&x.powf(exponent - 1.0)?.mul_scalar(*exponent)?)?),
+            Op::Powf { x, exponent } => {
+                one(g.mul(&x.powf(exponent - 1.0)?.mul_scalar(*exponent)?)?)
+            }
             Op::Scale { factor } => one(g.mul_scalar(*factor)?),
             Op::ClampMin { x, bound } => {
                 let pass = x.ge(&Tensor::full((), *bound, x.dtype(), x.device())?)?;
@@ -121,11 +218,25 @@ impl<B: Backend> Op<B> {
                     Some(Tensor::where_cond(cond, &zero, g)?),
                 ])
             }
+            Op::Shrink { z, t, gelu } => {
+                // u = |z| − t; ∂/∂z = sign(z)²·g′(u), ∂/∂t = −sign(z)·g′(u).
+                let u = z.abs()?.sub(t)?;
+                let dg = u.unary(if *gelu {
+                    crate::UnaryOp::GeluDerivative
+                } else {
+                    crate::UnaryOp::Step
+                })?;
+                let s = z.sign()?;
+                let gd = g.mul(&dg)?;
+                Ok(vec![Some(gd.mul(&s.sqr()?)?), Some(gd.mul(&s)?.neg()?)])
+            }
             Op::Sum { src_shape } => one(g.broadcast_as(src_shape.clone())?),
             Op::Extremum { x, out } => {
                 let src = x.shape().clone();
                 let hit = x.eq(&out.broadcast_as(src.clone())?)?;
-                let axes: Vec<usize> = (0..x.rank()).filter(|&i| out.dims()[i] != x.dims()[i]).collect();
+                let axes: Vec<usize> = (0..x.rank())
+                    .filter(|&i| out.dims()[i] != x.dims()[i])
+                    .collect();
                 let count = hit.sum(&axes, true)?;
                 one(hit.mul(&g.div(&count)?.broadcast_as(src)?)?)
             }
@@ -137,7 +248,9 @@ impl<B: Backend> Op<B> {
                 let scale = Tensor::where_cond(&is_zero, &zero, &g.div(&safe)?)?;
                 one(x.mul(&scale.broadcast_as(src)?)?)
             }
-            Op::Matmul { lhs, rhs } => Ok(vec![Some(g.matmul(&rhs.t()?)?), Some(lhs.t()?.matmul(g)?)]),
+            Op::Matmul { lhs, rhs } => {
+                Ok(vec![Some(g.matmul(&rhs.t()?)?), Some(lhs.t()?.matmul(g)?)])
+            }
             Op::Identity => one(g.clone()),
             Op::Reshape { src_shape } => one(g.reshape(src_shape.clone())?),
             Op::Permute { perm } => {
@@ -147,16 +260,26 @@ impl<B: Backend> Op<B> {
                 }
                 one(g.permute(&inverse)?)
             }
-            Op::Narrow { dim, start, src_shape } => one(g.pad_into(*dim, *start, src_shape.dims()[*dim])?),
+            Op::Narrow {
+                dim,
+                start,
+                src_shape,
+            } => one(g.pad_into(*dim, *start, src_shape.dims()[*dim])?),
             Op::BroadcastAs { src_shape } => {
                 let extra = g.rank() - src_shape.rank();
                 let axes: Vec<usize> = (0..g.rank())
-                    .filter(|&i| i < extra || (src_shape.dims()[i - extra] == 1 && g.dims()[i] != 1))
+                    .filter(|&i| {
+                        i < extra || (src_shape.dims()[i - extra] == 1 && g.dims()[i] != 1)
+                    })
                     .collect();
                 one(g.sum(&axes, true)?.reshape(src_shape.clone())?)
             }
             Op::Cast { src_dtype } => one(g.to_dtype(*src_dtype)?),
-            Op::IndexSelect { dim, indices, src_size } => one(g.index_add_into(*dim, indices, *src_size)?),
+            Op::IndexSelect {
+                dim,
+                indices,
+                src_size,
+            } => one(g.index_add_into(*dim, indices, *src_size)?),
             Op::Cat { dim, sizes } => {
                 let mut start = 0;
                 let mut grads = Vec::with_capacity(sizes.len());
@@ -166,12 +289,17 @@ impl<B: Backend> Op<B> {
                 }
                 Ok(grads)
             }
+            Op::Unfold2d { window, input_hw } => one(g.fold2d(*window, *input_hw)?),
+            Op::Fold2d { window } => one(g.unfold2d(*window, 0.0)?),
             Op::Custom { name, backward } => {
                 let grads = backward.backward(g)?;
                 if grads.len() != n_inputs {
                     return Err(crate::Error::CustomOp {
                         name: name.clone(),
-                        msg: format!("backward returned {} gradients for {n_inputs} inputs", grads.len()),
+                        msg: format!(
+                            "backward returned {} gradients for {n_inputs} inputs",
+                            grads.len()
+                        ),
                     });
                 }
                 Ok(grads)
@@ -206,6 +334,10 @@ impl<B: Backend> Op<B> {
             Op::Select { maximum: true, .. } => "maximum",
             Op::Select { maximum: false, .. } => "minimum",
             Op::Where { .. } => "where_cond",
+            Op::Shrink { gelu: true, .. } => "gelu_shrink",
+            Op::Shrink { gelu: false, .. } => "soft_threshold",
+            Op::Unfold2d { .. } => "unfold2d",
+            Op::Fold2d { .. } => "fold2d",
             Op::Sum { .. } => "sum",
             Op::Extremum { .. } => "max/min",
             Op::NormL2 { .. } => "norm_l2",

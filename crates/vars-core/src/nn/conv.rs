@@ -22,10 +22,17 @@ pub fn conv2d<B: Backend>(
         hint: format!(" ({msg})"),
     };
     if x.rank() != 4 || weight.rank() != 4 {
-        return Err(bad("input must be (N, C, H, W) and weight (O, C/groups, kh, kw)".into()));
+        return Err(bad(
+            "input must be (N, C, H, W) and weight (O, C/groups, kh, kw)".into(),
+        ));
     }
     let [n, c, h, w] = [x.dims()[0], x.dims()[1], x.dims()[2], x.dims()[3]];
-    let [o, cg, kh, kw] = [weight.dims()[0], weight.dims()[1], weight.dims()[2], weight.dims()[3]];
+    let [o, cg, kh, kw] = [
+        weight.dims()[0],
+        weight.dims()[1],
+        weight.dims()[2],
+        weight.dims()[3],
+    ];
     if groups == 0 || c % groups != 0 || o % groups != 0 || cg != c / groups {
         return Err(bad(format!(
             "groups = {groups} needs C and O divisible by it and weight dim 1 = C/groups = {}",
@@ -33,7 +40,10 @@ pub fn conv2d<B: Backend>(
         )));
     }
     if (kh, kw) != window.kernel {
-        return Err(bad(format!("window kernel {:?} differs from the weight's {kh}×{kw}", window.kernel)));
+        return Err(bad(format!(
+            "window kernel {:?} differs from the weight's {kh}×{kw}",
+            window.kernel
+        )));
     }
     let (ho, wo) = window.output_size("conv2d", x.shape(), h, w)?;
     let pointwise = window == Window2d::square(1, 1, 0);

@@ -6,7 +6,11 @@ use crate::{Backend, Error, Result, Tensor};
 fn check_p<B: Backend>(op: &'static str, x: &Tensor<B>, p: f64) -> Result<()> {
     x.require_float(op)?;
     if !(0.0..1.0).contains(&p) {
-        return Err(Error::invalid(op, x.shape(), format!("drop probability {p} outside [0, 1)")));
+        return Err(Error::invalid(
+            op,
+            x.shape(),
+            format!("drop probability {p} outside [0, 1)"),
+        ));
     }
     Ok(())
 }
@@ -25,7 +29,12 @@ pub fn dropout<B: Backend>(x: &Tensor<B>, p: f64, training: bool, seed: u64) -> 
 
 /// Per-sample stochastic depth (spec §4.6): the whole sample `i` (dim 0) is kept with mask
 /// `floor(1 − p + U[0,1))` and scaled by `1/(1 − p)`; identity when not training or `p = 0`.
-pub fn drop_path<B: Backend>(x: &Tensor<B>, p: f64, training: bool, seed: u64) -> Result<Tensor<B>> {
+pub fn drop_path<B: Backend>(
+    x: &Tensor<B>,
+    p: f64,
+    training: bool,
+    seed: u64,
+) -> Result<Tensor<B>> {
     check_p("drop_path", x, p)?;
     if !training || p == 0.0 {
         return Ok(x.clone());

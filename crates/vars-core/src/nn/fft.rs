@@ -55,7 +55,11 @@ pub fn half_len(s: usize) -> usize {
 fn check_float<B: Backend>(op: &'static str, x: &Tensor<B>, min_rank: usize) -> Result<()> {
     x.require_float(op)?;
     if x.rank() < min_rank {
-        return Err(Error::invalid(op, x.shape(), format!("needs rank >= {min_rank}")));
+        return Err(Error::invalid(
+            op,
+            x.shape(),
+            format!("needs rank >= {min_rank}"),
+        ));
     }
     Ok(())
 }
@@ -64,10 +68,17 @@ fn check_float<B: Backend>(op: &'static str, x: &Tensor<B>, min_rank: usize) -> 
 pub fn complex_parts<B: Backend>(z: &Tensor<B>) -> Result<(Tensor<B>, Tensor<B>)> {
     let last = z.rank().checked_sub(1).map(|d| z.dims()[d]);
     if last != Some(2) {
-        return Err(Error::invalid("complex_parts", z.shape(), "expected a trailing (re, im) axis of size 2"));
+        return Err(Error::invalid(
+            "complex_parts",
+            z.shape(),
+            "expected a trailing (re, im) axis of size 2",
+        ));
     }
     let d = z.rank() - 1;
-    Ok((z.narrow(d, 0, 1)?.squeeze(d)?, z.narrow(d, 1, 1)?.squeeze(d)?))
+    Ok((
+        z.narrow(d, 0, 1)?.squeeze(d)?,
+        z.narrow(d, 1, 1)?.squeeze(d)?,
+    ))
 }
 
 /// Joins real and imaginary parts into a trailing `(re, im)` axis.
@@ -79,7 +90,10 @@ pub fn complex<B: Backend>(re: &Tensor<B>, im: &Tensor<B>) -> Result<Tensor<B>> 
 pub fn complex_mul<B: Backend>(a: &Tensor<B>, b: &Tensor<B>) -> Result<Tensor<B>> {
     let (ar, ai) = complex_parts(a)?;
     let (br, bi) = complex_parts(b)?;
-    complex(&ar.mul(&br)?.sub(&ai.mul(&bi)?)?, &ar.mul(&bi)?.add(&ai.mul(&br)?)?)
+    complex(
+        &ar.mul(&br)?.sub(&ai.mul(&bi)?)?,
+        &ar.mul(&bi)?.add(&ai.mul(&br)?)?,
+    )
 }
 
 /// Complex conjugate of a `(…, 2)` tensor.
@@ -126,7 +140,13 @@ pub fn irfft2<B: Backend>(y: &Tensor<B>, s2: usize) -> Result<Tensor<B>> {
     let zi = a.matmul(&yi)?.add(&b.matmul(&yr)?)?;
     // Last axis, real output: y(n) = Σ_k c_k (Zr cos θ − Zi sin θ)/√S2; sin θ = 0 at the DC and
     // Nyquist columns, which is why their imaginary parts drop out.
-    let weight = |k: usize| if k == 0 || (s2 % 2 == 0 && k == s2 / 2) { 1.0 } else { 2.0 };
+    let weight = |k: usize| {
+        if k == 0 || (s2 % 2 == 0 && k == s2 / 2) {
+            1.0
+        } else {
+            2.0
+        }
+    };
     let (pr, pi) = matrix::<B>(
         kh,
         s2,

@@ -2,7 +2,11 @@
 
 use crate::{Backend, Error, Result, Tensor};
 
-pub fn linear<B: Backend>(x: &Tensor<B>, weight: &Tensor<B>, bias: Option<&Tensor<B>>) -> Result<Tensor<B>> {
+pub fn linear<B: Backend>(
+    x: &Tensor<B>,
+    weight: &Tensor<B>,
+    bias: Option<&Tensor<B>>,
+) -> Result<Tensor<B>> {
     if weight.rank() != 2 || x.rank() == 0 || x.dims()[x.rank() - 1] != weight.dims()[1] {
         return Err(Error::ShapeMismatch {
             op: "linear",

@@ -13,9 +13,17 @@ pub enum Target<'a, B: Backend> {
 
 /// `mean_i −Σ_k q_ik · log softmax(logits_i)_k` with `q = (1 − ε)·target + ε/K`, exactly
 /// `torch.nn.functional.cross_entropy(logits, target, label_smoothing=ε)`.
-pub fn cross_entropy<B: Backend>(logits: &Tensor<B>, target: Target<'_, B>, label_smoothing: f64) -> Result<Tensor<B>> {
+pub fn cross_entropy<B: Backend>(
+    logits: &Tensor<B>,
+    target: Target<'_, B>,
+    label_smoothing: f64,
+) -> Result<Tensor<B>> {
     if logits.rank() != 2 {
-        return Err(Error::invalid("cross_entropy", logits.shape(), "logits must be (batch, classes)"));
+        return Err(Error::invalid(
+            "cross_entropy",
+            logits.shape(),
+            "logits must be (batch, classes)",
+        ));
     }
     if !(0.0..=1.0).contains(&label_smoothing) {
         return Err(Error::invalid(
@@ -32,11 +40,17 @@ pub fn cross_entropy<B: Backend>(logits: &Tensor<B>, target: Target<'_, B>, labe
                     op: "cross_entropy",
                     lhs: logits.shape().clone(),
                     rhs: labels.shape().clone(),
-                    hint: format!(" (labels must be i64 of shape [{batch}], got {})", labels.dtype()),
+                    hint: format!(
+                        " (labels must be i64 of shape [{batch}], got {})",
+                        labels.dtype()
+                    ),
                 });
             }
             let labels_host = labels.to_vec::<i64>()?;
-            if let Some(&bad) = labels_host.iter().find(|&&l| l < 0 || l as usize >= classes) {
+            if let Some(&bad) = labels_host
+                .iter()
+                .find(|&&l| l < 0 || l as usize >= classes)
+            {
                 return Err(Error::IndexOutOfRange {
                     op: "cross_entropy",
                     index: bad,
@@ -63,5 +77,9 @@ pub fn cross_entropy<B: Backend>(logits: &Tensor<B>, target: Target<'_, B>, labe
     } else {
         q
     };
-    log_softmax(logits, 1)?.mul(&q)?.sum(&[1], false)?.mean_all()?.neg()
+    log_softmax(logits, 1)?
+        .mul(&q)?
+        .sum(&[1], false)?
+        .mean_all()?
+        .neg()
 }

@@ -12,7 +12,10 @@ pub fn layer_norm<B: Backend>(
     eps: f64,
 ) -> Result<Tensor<B>> {
     x.require_float("layer_norm")?;
-    let d = x.rank().checked_sub(1).ok_or_else(|| Error::invalid("layer_norm", x.shape(), "needs rank >= 1"))?;
+    let d = x
+        .rank()
+        .checked_sub(1)
+        .ok_or_else(|| Error::invalid("layer_norm", x.shape(), "needs rank >= 1"))?;
     let width = x.dims()[d];
     for p in [weight, bias].into_iter().flatten() {
         if p.dims() != [width] {
@@ -62,7 +65,15 @@ pub fn batch_norm<B: Backend>(
         return Err(Error::invalid("batch_norm", x.shape(), "needs (B, C, …)"));
     }
     let c = x.dims()[1];
-    for p in [Some(&stats.running_mean), Some(&stats.running_var), weight, bias].into_iter().flatten() {
+    for p in [
+        Some(&stats.running_mean),
+        Some(&stats.running_var),
+        weight,
+        bias,
+    ]
+    .into_iter()
+    .flatten()
+    {
         if p.dims() != [c] {
             return Err(Error::ShapeMismatch {
                 op: "batch_norm",
@@ -93,10 +104,19 @@ pub fn batch_norm<B: Backend>(
         let y = centred.div(&var.add_scalar(eps)?.sqrt()?)?;
         let new_stats = no_grad(|| -> Result<BatchNormStats<B>> {
             let batch_mean = mean.detach().reshape(c)?;
-            let unbiased = var.detach().reshape(c)?.mul_scalar(count as f64 / (count - 1) as f64)?;
+            let unbiased = var
+                .detach()
+                .reshape(c)?
+                .mul_scalar(count as f64 / (count - 1) as f64)?;
             Ok(BatchNormStats {
-                running_mean: stats.running_mean.affine(1.0 - momentum, 0.0)?.add(&batch_mean.mul_scalar(momentum)?)?,
-                running_var: stats.running_var.affine(1.0 - momentum, 0.0)?.add(&unbiased.mul_scalar(momentum)?)?,
+                running_mean: stats
+                    .running_mean
+                    .affine(1.0 - momentum, 0.0)?
+                    .add(&batch_mean.mul_scalar(momentum)?)?,
+                running_var: stats
+                    .running_var
+                    .affine(1.0 - momentum, 0.0)?
+                    .add(&unbiased.mul_scalar(momentum)?)?,
                 num_batches_tracked: stats.num_batches_tracked + 1,
             })
         })?;

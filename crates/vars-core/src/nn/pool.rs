@@ -7,14 +7,21 @@ use crate::{Backend, Error, Result, Tensor, Window2d};
 pub fn max_pool2d<B: Backend>(x: &Tensor<B>, window: Window2d) -> Result<Tensor<B>> {
     x.require_float("max_pool2d")?;
     if x.rank() != 4 {
-        return Err(Error::invalid("max_pool2d", x.shape(), "expected (N, C, H, W)"));
+        return Err(Error::invalid(
+            "max_pool2d",
+            x.shape(),
+            "expected (N, C, H, W)",
+        ));
     }
     let [n, c, h, w] = [x.dims()[0], x.dims()[1], x.dims()[2], x.dims()[3]];
     if window.padding.0 * 2 > window.kernel.0 || window.padding.1 * 2 > window.kernel.1 {
         return Err(Error::invalid(
             "max_pool2d",
             x.shape(),
-            format!("padding {:?} must be at most half the kernel {:?}", window.padding, window.kernel),
+            format!(
+                "padding {:?} must be at most half the kernel {:?}",
+                window.padding, window.kernel
+            ),
         ));
     }
     let (ho, wo) = window.output_size("max_pool2d", x.shape(), h, w)?;
@@ -28,7 +35,11 @@ pub fn max_pool2d<B: Backend>(x: &Tensor<B>, window: Window2d) -> Result<Tensor<
 /// Mean over the spatial dims of `(N, C, H, W)`, giving `(N, C)`.
 pub fn global_avg_pool2d<B: Backend>(x: &Tensor<B>) -> Result<Tensor<B>> {
     if x.rank() != 4 {
-        return Err(Error::invalid("global_avg_pool2d", x.shape(), "expected (N, C, H, W)"));
+        return Err(Error::invalid(
+            "global_avg_pool2d",
+            x.shape(),
+            "expected (N, C, H, W)",
+        ));
     }
     x.mean(&[2, 3], false)
 }

@@ -5,7 +5,12 @@ use crate::{Backend, DType, Distribution, Element, Error, HostData, Result, Shap
 
 impl<B: Backend> Tensor<B> {
     /// A tensor with every element equal to `value` (converted to `dtype`).
-    pub fn full(shape: impl Into<Shape>, value: f64, dtype: DType, device: &B::Device) -> Result<Self> {
+    pub fn full(
+        shape: impl Into<Shape>,
+        value: f64,
+        dtype: DType,
+        device: &B::Device,
+    ) -> Result<Self> {
         let shape = shape.into();
         let storage = B::full(device, shape.elem_count(), dtype, value)?;
         Self::from_storage(storage, shape)
@@ -52,11 +57,19 @@ impl<B: Backend> Tensor<B> {
     }
 
     /// A tensor from a `Vec` in row-major order; the dtype follows `T`.
-    pub fn from_vec<T: Element>(data: Vec<T>, shape: impl Into<Shape>, device: &B::Device) -> Result<Self> {
+    pub fn from_vec<T: Element>(
+        data: Vec<T>,
+        shape: impl Into<Shape>,
+        device: &B::Device,
+    ) -> Result<Self> {
         Self::from_host(T::into_host(data), shape, device)
     }
 
-    pub fn from_slice<T: Element>(data: &[T], shape: impl Into<Shape>, device: &B::Device) -> Result<Self> {
+    pub fn from_slice<T: Element>(
+        data: &[T],
+        shape: impl Into<Shape>,
+        device: &B::Device,
+    ) -> Result<Self> {
         Self::from_vec(data.to_vec(), shape, device)
     }
 
@@ -101,8 +114,22 @@ impl<B: Backend> Tensor<B> {
     }
 
     /// Standard normal samples, `N(0, 1)`.
-    pub fn randn(shape: impl Into<Shape>, dtype: DType, seed: u64, device: &B::Device) -> Result<Self> {
-        Self::random(shape, Distribution::Normal { mean: 0.0, std: 1.0 }, dtype, seed, device)
+    pub fn randn(
+        shape: impl Into<Shape>,
+        dtype: DType,
+        seed: u64,
+        device: &B::Device,
+    ) -> Result<Self> {
+        Self::random(
+            shape,
+            Distribution::Normal {
+                mean: 0.0,
+                std: 1.0,
+            },
+            dtype,
+            seed,
+            device,
+        )
     }
 
     /// Uniform samples in `[low, high)`.
@@ -114,6 +141,12 @@ impl<B: Backend> Tensor<B> {
         seed: u64,
         device: &B::Device,
     ) -> Result<Self> {
-        Self::random(shape, Distribution::Uniform { low, high }, dtype, seed, device)
+        Self::random(
+            shape,
+            Distribution::Uniform { low, high },
+            dtype,
+            seed,
+            device,
+        )
     }
 }

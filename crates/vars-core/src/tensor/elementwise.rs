@@ -25,26 +25,34 @@ impl<B: Backend> Tensor<B> {
         // The saved tensors share storage with the input/output but carry no graph node, so a
         // node never keeps itself alive.
         let x = || self.detach();
-        Ok(Self::from_op_with_output(storage, shape, &[self], |out| match op {
-            UnaryOp::Neg => Op::Neg,
-            UnaryOp::Exp => Op::Exp { out },
-            UnaryOp::Log => Op::Log { x: x() },
-            UnaryOp::Sqrt => Op::Sqrt { out },
-            UnaryOp::Sqr => Op::Sqr { x: x() },
-            UnaryOp::Abs => Op::Abs { x: x() },
-            UnaryOp::Relu => Op::Relu { x: x() },
-            UnaryOp::Gelu => Op::Gelu { x: x() },
-            UnaryOp::Erf => Op::Erf { x: x() },
-            UnaryOp::Sigmoid => Op::Sigmoid { out },
-            UnaryOp::Tanh => Op::Tanh { out },
-            UnaryOp::Recip => Op::Recip { out },
-            UnaryOp::Powf(e) => Op::Powf { x: x(), exponent: e },
-            UnaryOp::Affine { mul, .. } => Op::Scale { factor: mul },
-            UnaryOp::ClampMin(c) => Op::ClampMin { x: x(), bound: c },
-            UnaryOp::ClampMax(c) => Op::ClampMax { x: x(), bound: c },
-            // Piecewise-constant functions: zero gradient almost everywhere.
-            UnaryOp::Sign | UnaryOp::Step | UnaryOp::GeluDerivative => Op::ZeroGrad,
-        }))
+        Ok(Self::from_op_with_output(
+            storage,
+            shape,
+            &[self],
+            |out| match op {
+                UnaryOp::Neg => Op::Neg,
+                UnaryOp::Exp => Op::Exp { out },
+                UnaryOp::Log => Op::Log { x: x() },
+                UnaryOp::Sqrt => Op::Sqrt { out },
+                UnaryOp::Sqr => Op::Sqr { x: x() },
+                UnaryOp::Abs => Op::Abs { x: x() },
+                UnaryOp::Relu => Op::Relu { x: x() },
+                UnaryOp::Gelu => Op::Gelu { x: x() },
+                UnaryOp::Erf => Op::Erf { x: x() },
+                UnaryOp::Sigmoid => Op::Sigmoid { out },
+                UnaryOp::Tanh => Op::Tanh { out },
+                UnaryOp::Recip => Op::Recip { out },
+                UnaryOp::Powf(e) => Op::Powf {
+                    x: x(),
+                    exponent: e,
+                },
+                UnaryOp::Affine { mul, .. } => Op::Scale { factor: mul },
+                UnaryOp::ClampMin(c) => Op::ClampMin { x: x(), bound: c },
+                UnaryOp::ClampMax(c) => Op::ClampMax { x: x(), bound: c },
+                // Piecewise-constant functions: zero gradient almost everywhere.
+                UnaryOp::Sign | UnaryOp::Step | UnaryOp::GeluDerivative => Op::ZeroGrad,
+            },
+        ))
     }
 
     unary_methods! {
@@ -120,6 +128,11 @@ impl<B: Backend> Tensor<B> {
                 rhs: rhs.detach(),
                 maximum: op == BinaryOp::Maximum,
             },
+            BinaryOp::SoftThreshold | BinaryOp::GeluShrink => Op::Shrink {
+                z: lhs.detach(),
+                t: rhs.detach(),
+                gelu: op == BinaryOp::GeluShrink,
+            },
             _ => unreachable!("comparisons return above"),
         }))
     }
@@ -149,7 +162,16 @@ impl<B: Backend> Tensor<B> {
         let c = cond.detach().broadcast_as(shape.clone())?;
         let t = on_true.broadcast_as(shape.clone())?;
         let f = on_false.broadcast_as(shape.clone())?;
-        let storage = B::where_cond(c.storage(), c.layout(), t.storage(), t.layout(), f.storage(), f.layout())?;
-        Ok(Self::from_op(storage, shape, &[&t, &f], || Op::Where { cond: c }))
+        let storage = B::where_cond(
+            c.storage(),
+            c.layout(),
+            t.storage(),
+            t.layout(),
+            f.storage(),
+            f.layout(),
+        )?;
+        Ok(Self::from_op(storage, shape, &[&t, &f], || Op::Where {
+            cond: c,
+        }))
     }
 }

@@ -30,7 +30,8 @@ impl<B: Backend> Tensor<B> {
                 hint: format!(" (inner dims {k} and {k2} differ)"),
             });
         }
-        let batch = Shape::new(&ld[..ld.len() - 2]).broadcast_with("matmul", &Shape::new(&rd[..rd.len() - 2]))?;
+        let batch = Shape::new(&ld[..ld.len() - 2])
+            .broadcast_with("matmul", &Shape::new(&rd[..rd.len() - 2]))?;
         let with = |a: usize, b: usize| {
             let mut d = batch.dims().to_vec();
             d.extend([a, b]);
@@ -39,9 +40,11 @@ impl<B: Backend> Tensor<B> {
         let lhs = self.broadcast_as(with(m, k))?;
         let rhs = rhs.broadcast_as(with(k, n))?;
         let storage = B::matmul(lhs.storage(), lhs.layout(), rhs.storage(), rhs.layout())?;
-        Ok(Self::from_op(storage, with(m, n), &[&lhs, &rhs], || Op::Matmul {
-            lhs: lhs.detach(),
-            rhs: rhs.detach(),
+        Ok(Self::from_op(storage, with(m, n), &[&lhs, &rhs], || {
+            Op::Matmul {
+                lhs: lhs.detach(),
+                rhs: rhs.detach(),
+            }
         }))
     }
 }

@@ -12,6 +12,9 @@ mod index;
 mod matmul;
 mod reduce;
 mod view;
+mod window;
+
+pub use window::Window2d;
 
 use crate::autodiff::{self, Node, Op};
 use crate::{Backend, DType, Element, Error, HostData, Layout, Result, Shape};
@@ -65,7 +68,11 @@ impl<B: Backend> fmt::Debug for Tensor<B> {
 impl<B: Backend> Tensor<B> {
     // ---- construction helpers used by every op ----------------------------------------------
 
-    pub(crate) fn build(storage: Arc<B::Storage>, layout: Layout, node: Option<Arc<Node<B>>>) -> Self {
+    pub(crate) fn build(
+        storage: Arc<B::Storage>,
+        layout: Layout,
+        node: Option<Arc<Node<B>>>,
+    ) -> Self {
         Self::build_with_id(TensorId::fresh(), storage, layout, node)
     }
 
@@ -99,7 +106,11 @@ impl<B: Backend> Tensor<B> {
                 got: len,
             });
         }
-        Ok(Self::build(Arc::new(storage), Layout::contiguous(shape), None))
+        Ok(Self::build(
+            Arc::new(storage),
+            Layout::contiguous(shape),
+            None,
+        ))
     }
 
     /// The output of a compute op: a fresh contiguous buffer plus, when any input is tracked, a

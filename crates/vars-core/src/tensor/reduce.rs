@@ -8,7 +8,11 @@ use crate::autodiff::Op;
 use crate::{Backend, Error, ReduceOp, Result};
 
 impl<B: Backend> Tensor<B> {
-    fn reduce_keepdim(&self, op: ReduceOp, axes: &[usize]) -> Result<(crate::Layout, B::Storage, Vec<usize>)> {
+    fn reduce_keepdim(
+        &self,
+        op: ReduceOp,
+        axes: &[usize],
+    ) -> Result<(crate::Layout, B::Storage, Vec<usize>)> {
         let axes = self.normalize_axes(op.name(), axes)?;
         let storage = B::reduce(op, self.storage(), self.layout(), &axes)?;
         let mut dims = self.dims().to_vec();
@@ -36,7 +40,9 @@ impl<B: Backend> Tensor<B> {
     pub fn sum(&self, axes: &[usize], keepdim: bool) -> Result<Self> {
         let (layout, storage, axes) = self.reduce_keepdim(ReduceOp::Sum, axes)?;
         let src_shape = self.shape().clone();
-        let out = Self::from_op(storage, layout.shape().clone(), &[self], || Op::Sum { src_shape });
+        let out = Self::from_op(storage, layout.shape().clone(), &[self], || Op::Sum {
+            src_shape,
+        });
         Self::squeeze_axes(out, &axes, keepdim)
     }
 
@@ -62,11 +68,18 @@ impl<B: Backend> Tensor<B> {
 
     fn extremum(&self, op: ReduceOp, axes: &[usize], keepdim: bool) -> Result<Self> {
         if self.elem_count() == 0 {
-            return Err(Error::invalid(op.name(), self.shape(), "reduction of an empty tensor"));
+            return Err(Error::invalid(
+                op.name(),
+                self.shape(),
+                "reduction of an empty tensor",
+            ));
         }
         let (layout, storage, axes) = self.reduce_keepdim(op, axes)?;
         let out = Self::from_op_with_output(storage, layout.shape().clone(), &[self], |out| {
-            Op::Extremum { x: self.detach(), out }
+            Op::Extremum {
+                x: self.detach(),
+                out,
+            }
         });
         Self::squeeze_axes(out, &axes, keepdim)
     }
@@ -83,7 +96,11 @@ impl<B: Backend> Tensor<B> {
 
     fn arg_extremum(&self, op: ReduceOp, dim: usize, keepdim: bool) -> Result<Self> {
         if self.elem_count() == 0 {
-            return Err(Error::invalid(op.name(), self.shape(), "reduction of an empty tensor"));
+            return Err(Error::invalid(
+                op.name(),
+                self.shape(),
+                "reduction of an empty tensor",
+            ));
         }
         let (layout, storage, axes) = self.reduce_keepdim(op, &[dim])?;
         let out = Self::from_storage(storage, layout.shape().clone())?;
@@ -111,7 +128,10 @@ impl<B: Backend> Tensor<B> {
         self.require_float("norm_l2")?;
         let axes = self.normalize_axes("norm_l2", axes)?;
         let out = crate::autodiff::no_grad(|| self.sqr()?.sum(&axes, true)?.sqrt())?;
-        let out = out.attach(&[self], |out| Op::NormL2 { x: self.detach(), out });
+        let out = out.attach(&[self], |out| Op::NormL2 {
+            x: self.detach(),
+            out,
+        });
         Self::squeeze_axes(out, &axes, keepdim)
     }
 }

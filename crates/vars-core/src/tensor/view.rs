@@ -26,7 +26,10 @@ impl<B: Backend> Tensor<B> {
             Some(layout) => Ok(self.view_with(layout, || Op::Reshape { src_shape })),
             None => {
                 let c = self.contiguous()?;
-                let layout = c.layout().reshape(&shape).expect("contiguous layouts reshape");
+                let layout = c
+                    .layout()
+                    .reshape(&shape)
+                    .expect("contiguous layouts reshape");
                 Ok(c.view_with(layout, || Op::Reshape { src_shape }))
             }
         }
@@ -154,7 +157,12 @@ impl<B: Backend> Tensor<B> {
             return Ok(self.clone());
         }
         let storage = B::copy_strided(self.storage(), self.layout())?;
-        Ok(Self::from_op(storage, self.shape().clone(), &[self], || Op::Identity))
+        Ok(Self::from_op(
+            storage,
+            self.shape().clone(),
+            &[self],
+            || Op::Identity,
+        ))
     }
 
     /// Converts the element type (gradients flow between float types only).
@@ -164,6 +172,11 @@ impl<B: Backend> Tensor<B> {
         }
         let storage = B::cast(self.storage(), self.layout(), dtype)?;
         let src = self.dtype();
-        Ok(Self::from_op(storage, self.shape().clone(), &[self], || Op::Cast { src_dtype: src }))
+        Ok(Self::from_op(
+            storage,
+            self.shape().clone(),
+            &[self],
+            || Op::Cast { src_dtype: src },
+        ))
     }
 }

@@ -27,7 +27,13 @@ impl Window2d {
     }
 
     /// Output grid `(Ho, Wo)` for an input grid `(h, w)`: `⌊(h + 2p − d(k − 1) − 1)/s⌋ + 1`.
-    pub fn output_size(&self, op: &'static str, shape: &Shape, h: usize, w: usize) -> Result<(usize, usize)> {
+    pub fn output_size(
+        &self,
+        op: &'static str,
+        shape: &Shape,
+        h: usize,
+        w: usize,
+    ) -> Result<(usize, usize)> {
         let axis = |size: usize, k: usize, s: usize, p: usize, d: usize| -> Option<usize> {
             if k == 0 || s == 0 || d == 0 {
                 return None;
@@ -36,8 +42,20 @@ impl Window2d {
             (size + 2 * p).checked_sub(span).map(|v| v / s + 1)
         };
         match (
-            axis(h, self.kernel.0, self.stride.0, self.padding.0, self.dilation.0),
-            axis(w, self.kernel.1, self.stride.1, self.padding.1, self.dilation.1),
+            axis(
+                h,
+                self.kernel.0,
+                self.stride.0,
+                self.padding.0,
+                self.dilation.0,
+            ),
+            axis(
+                w,
+                self.kernel.1,
+                self.stride.1,
+                self.padding.1,
+                self.dilation.1,
+            ),
         ) {
             (Some(ho), Some(wo)) => Ok((ho, wo)),
             _ => Err(Error::invalid(
@@ -54,13 +72,25 @@ impl<B: Backend> Tensor<B> {
     /// `torch.nn.functional.unfold`); out-of-image positions read `pad_value`.
     pub fn unfold2d(&self, window: Window2d, pad_value: f64) -> Result<Self> {
         if self.rank() != 4 {
-            return Err(Error::invalid("unfold2d", self.shape(), "expected (N, C, H, W)"));
+            return Err(Error::invalid(
+                "unfold2d",
+                self.shape(),
+                "expected (N, C, H, W)",
+            ));
         }
-        let [n, c, h, w] = [self.dims()[0], self.dims()[1], self.dims()[2], self.dims()[3]];
+        let [n, c, h, w] = [
+            self.dims()[0],
+            self.dims()[1],
+            self.dims()[2],
+            self.dims()[3],
+        ];
         let (ho, wo) = window.output_size("unfold2d", self.shape(), h, w)?;
         let storage = B::unfold2d(self.storage(), self.layout(), window, pad_value)?;
         let shape = Shape::new([n, c * window.kernel.0 * window.kernel.1, ho * wo]);
-        Ok(Self::from_op(storage, shape, &[self], || Op::Unfold2d { window, input_hw: (h, w) }))
+        Ok(Self::from_op(storage, shape, &[self], || Op::Unfold2d {
+            window,
+            input_hw: (h, w),
+        }))
     }
 
     /// col2im, the adjoint of [`Tensor::unfold2d`] with zero padding: `(N, C·kh·kw, Ho·Wo)` →
@@ -78,6 +108,11 @@ impl<B: Backend> Tensor<B> {
         }
         let (n, c) = (self.dims()[0], self.dims()[1] / kk);
         let storage = B::fold2d(self.storage(), self.layout(), window, output_hw)?;
-        Ok(Self::from_op(storage, Shape::new([n, c, h, w]), &[self], || Op::Fold2d { window }))
+        Ok(Self::from_op(
+            storage,
+            Shape::new([n, c, h, w]),
+            &[self],
+            || Op::Fold2d { window },
+        ))
     }
 }

@@ -51,6 +51,25 @@ VARS_BINARY_OP(le, a <= b ? T(1) : T(0))
 VARS_BINARY_OP(gt, a > b ? T(1) : T(0))
 VARS_BINARY_OP(ge, a >= b ? T(1) : T(0))
 
+// The shrinks of the sparse-coding step (f32/f64 only): sign(a)·relu(|a| − b) and
+// sign(a)·gelu(|a| − b), sign(0) = 0; the GELU form is evaluated in f64 like the CPU backend.
+template <typename T> __device__ __forceinline__ T vars_soft_threshold(T z, T t) {
+    T u = fabs(z) - t;
+    if (vars_isnan(u)) return u;
+    if (!(u > T(0))) return T(0);
+    return z > T(0) ? u : -u;
+}
+template <typename T> __device__ __forceinline__ T vars_gelu_shrink(T z, T t) {
+    double zf = (double)z;
+    if (vars_isnan(zf)) return z;
+    if (zf == 0.0) return T(0);
+    double u = fabs(zf) - (double)t;
+    double g = (isinf(u) && u < 0) ? 0.0 : u * 0.5 * erfc(-u * 0.70710678118654752440);
+    return T(zf > 0.0 ? g : -g);
+}
+VARS_BINARY_OP(soft_threshold, vars_soft_threshold<T>(a, b))
+VARS_BINARY_OP(gelu_shrink, vars_gelu_shrink<T>(a, b))
+
 #define VARS_BINARY_KERNELS(NAME, T, SFX)                                                        \
     extern "C" __global__ void binary_##NAME##_##SFX(vars_u64 n, const T* __restrict__ a,        \
                                                      const T* __restrict__ b,                    \
@@ -84,3 +103,8 @@ VARS_BINARY_ALL_TYPES(lt)
 VARS_BINARY_ALL_TYPES(le)
 VARS_BINARY_ALL_TYPES(gt)
 VARS_BINARY_ALL_TYPES(ge)
+
+VARS_BINARY_KERNELS(soft_threshold, float, f32)
+VARS_BINARY_KERNELS(soft_threshold, double, f64)
+VARS_BINARY_KERNELS(gelu_shrink, float, f32)
+VARS_BINARY_KERNELS(gelu_shrink, double, f64)
