@@ -28,6 +28,7 @@ mod copy;
 pub mod gemm;
 mod index;
 mod matmul;
+pub mod ndarray_interop;
 mod reduce;
 mod scalar;
 pub mod special;
@@ -37,6 +38,7 @@ mod unary;
 mod window;
 
 pub use gemm::{gemm_f32, gemm_f64, GemmKernel, DEFAULT_KERNEL};
+pub use ndarray_interop::{from_ndarray, to_ndarray};
 pub use storage::{live_buffers, live_bytes, CpuStorage};
 
 use vars_core::{
