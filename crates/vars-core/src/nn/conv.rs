@@ -36,7 +36,7 @@ pub fn conv2d<B: Backend>(
     if groups == 0 || c % groups != 0 || o % groups != 0 || cg != c / groups {
         return Err(bad(format!(
             "groups = {groups} needs C and O divisible by it and weight dim 1 = C/groups = {}",
-            if groups == 0 { 0 } else { c / groups }
+            c.checked_div(groups).unwrap_or(0)
         )));
     }
     if (kh, kw) != window.kernel {

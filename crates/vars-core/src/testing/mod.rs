@@ -13,8 +13,9 @@
 //!
 //! - Test bodies are plain generic functions `fn body<B: Backend>(dev: &B::Device) -> Result<()>`,
 //!   grouped by op family in the submodules ([`creation`], [`views`], [`elementwise`], [`reduce`],
-//!   [`matmul`], [`index`], [`autodiff`], [`custom_op`], [`errors`], [`props`], [`leak`]). Bodies
-//!   in [`autodiff`] and [`custom_op`] take the *inner* backend `B` and run on `Autodiff<B>`.
+//!   [`matmul`], [`index`], [`autodiff`], [`custom_op`], [`errors`], [`props`], [`leak`], [`nn`],
+//!   [`fft`]). Bodies in [`autodiff`] and [`custom_op`] take the *inner* backend `B` and run on
+//!   `Autodiff<B>`.
 //! - Checks compare against references computed in `f64` on the host, with a tolerance stated
 //!   next to each check (see [`util::tolerance`]).
 //! - [`check_gradients`] is the finite-difference gradient checker, reusable by any crate that
@@ -27,10 +28,12 @@ pub mod creation;
 pub mod custom_op;
 pub mod elementwise;
 pub mod errors;
+pub mod fft;
 mod gradcheck;
 pub mod index;
 pub mod leak;
 pub mod matmul;
+pub mod nn;
 pub mod props;
 pub mod reduce;
 pub mod util;
@@ -143,6 +146,17 @@ macro_rules! backend_test_suite {
             props: [
                 permute_inverse_is_identity, broadcast_add_matches_loops, sum_all_matches_host_sum,
                 matmul_associative, chunk_cat_round_trip, reshape_round_trip,
+            ],
+            nn: [
+                linear_forward, linear_grad, softmax_forward, softmax_grad, cross_entropy_forward,
+                cross_entropy_grad, layer_norm_forward, layer_norm_grad, batch_norm_hand_computed,
+                batch_norm_forward, batch_norm_grad, conv2d_forward, conv2d_errors, conv2d_grad,
+                max_pool2d_forward, max_pool2d_grad, global_avg_pool, shrink_forward, shrink_grad,
+                dropout_behaviour, drop_path_behaviour, dropout_grad,
+            ],
+            fft: [
+                rfft2_matches_dft, irfft2_matches_closed_form, fft_round_trip, fft_parseval,
+                irfft2_dc_nyquist, fft_gradient_rules, fft_grad, fft_errors,
             ],
         }
 
