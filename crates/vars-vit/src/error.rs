@@ -1,0 +1,65 @@
+//! The error type of `vars-vit`.
+//!
+//! Every variant says what failed and, where the caller can act on it, what to do: I/O errors
+//! carry the path, a corrupt checkpoint says which structural rule it breaks (and which tensor),
+//! and a state-dict mismatch lists *all* missing, unexpected and mismatched keys at once, sorted,
+//! so one failed load shows the whole picture instead of the first bad key.
+
+use crate::io::LoadReport;
+use std::path::PathBuf;
+
+/// Result alias used across the crate.
+pub type Result<T> = std::result::Result<T, VitError>;
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum VitError {
+    /// An operating-system I/O failure, with what was being done and the path it was done to.
+    #[error("{action} `{path}`: {source}")]
+    Io {
+        /// What was attempted, e.g. "cannot open checkpoint".
+        action: String,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// The file is not a well-formed safetensors file (empty, truncated, bad header, offsets that
+    /// do not tile the data, a byte length that disagrees with dtype × shape, ...).
+    #[error("`{path}` is not a valid safetensors file: {problem}. {hint}")]
+    Corrupt {
+        path: PathBuf,
+        /// What is wrong, naming the tensor and the numbers involved where there are any.
+        problem: String,
+        /// What to do about it.
+        hint: &'static str,
+    },
+
+    /// A well-formed file holds a tensor whose element type this crate cannot represent.
+    #[error(
+        "`{path}`: tensor `{key}` has dtype {dtype}, which cannot be loaded \
+         (supported: F32, F64, I64; F16 and BF16 are widened to F32)"
+    )]
+    UnsupportedDType {
+        path: PathBuf,
+        key: String,
+        dtype: String,
+    },
+
+    /// A state dict that cannot be written (reserved key, unsupported dtype, oversized header).
+    #[error("cannot save `{path}`: {msg}")]
+    InvalidSave { path: PathBuf, msg: String },
+
+    /// A strict [`crate::io::StateDict::load_into`] found keys that do not line up with the
+    /// model. Nothing was assigned. The report lists every problem.
+    #[error("{0}")]
+    StateDictMismatch(LoadReport),
+
+    /// A model's [`crate::Parameters`] visit produced the same name twice (a bug in the model).
+    #[error("the model visits parameter `{0}` more than once; state-dict names must be unique")]
+    DuplicateName(String),
+
+    /// An engine error (tensor creation, host transfer, dtype conversion).
+    #[error(transparent)]
+    Core(#[from] vars_core::Error),
+}

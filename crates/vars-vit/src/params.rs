@@ -1,0 +1,84 @@
+//! Named access to a model's tensors, the bridge between models and checkpoints.
+//!
+//! A model implements [`Parameters`] by visiting each tensor of its PyTorch `state_dict` (trainable
+//! parameters, frozen parameters such as Ω, and BatchNorm buffers such as `running_mean` and
+//! `num_batches_tracked`) under its **official name**, e.g. `transformers.0.blocks.1.attn.qkv.weight`
+//! (vars-spec §4.8). Sub-modules are visited with their attribute name as a prefix joined by `.`
+//! ([`visit_child`], [`visit_child_mut`]); a `Vec` of modules (`blocks`, `transformers`, `pools`)
+//! prefixes each element with its index, as `nn.ModuleList` does. With names matching 1:1, an
+//! official checkpoint loads without a renaming table, and a checkpoint saved here loads in PyTorch.
+//!
+//! The trait is deliberately shallow: two visitors and nothing else. Everything a checkpoint needs
+//! (shape, dtype, device, whether a tensor is a leaf variable) is read off the tensors themselves.
+
+use vars_core::{Backend, Tensor};
+
+/// A module whose state-dict tensors can be enumerated and replaced by name.
+///
+/// Both visitors must produce the same names in the same order, each name once.
+pub trait Parameters<B: Backend> {
+    /// Calls `f` with the official state-dict name and the tensor, for every tensor.
+    fn visit(&self, f: &mut dyn FnMut(&str, &Tensor<B>));
+
+    /// Like [`Parameters::visit`], with mutable access so a loader can assign new tensors.
+    fn visit_mut(&mut self, f: &mut dyn FnMut(&str, &mut Tensor<B>));
+}
+
+/// `prefix.name`, or `name` when the prefix is empty.
+pub fn join_name(prefix: &str, name: &str) -> String {
+    if prefix.is_empty() {
+        name.to_string()
+    } else {
+        format!("{prefix}.{name}")
+    }
+}
+
+/// Visits `child` with every name prefixed by `prefix.` (for a sub-module field).
+pub fn visit_child<B: Backend>(
+    prefix: &str,
+    child: &(impl Parameters<B> + ?Sized),
+    f: &mut dyn FnMut(&str, &Tensor<B>),
+) {
+    let mut full = String::new();
+    child.visit(&mut |name, t| {
+        set_joined(&mut full, prefix, name);
+        f(&full, t)
+    });
+}
+
+/// Mutable counterpart of [`visit_child`].
+pub fn visit_child_mut<B: Backend>(
+    prefix: &str,
+    child: &mut (impl Parameters<B> + ?Sized),
+    f: &mut dyn FnMut(&str, &mut Tensor<B>),
+) {
+    let mut full = String::new();
+    child.visit_mut(&mut |name, t| {
+        set_joined(&mut full, prefix, name);
+        f(&full, t)
+    });
+}
+
+fn set_joined(buf: &mut String, prefix: &str, name: &str) {
+    buf.clear();
+    buf.push_str(prefix);
+    if !prefix.is_empty() {
+        buf.push('.');
+    }
+    buf.push_str(name);
+}
+
+/// A list of modules, named `0.…`, `1.…`, … like PyTorch's `nn.ModuleList`.
+impl<B: Backend, P: Parameters<B>> Parameters<B> for Vec<P> {
+    fn visit(&self, f: &mut dyn FnMut(&str, &Tensor<B>)) {
+        for (i, child) in self.iter().enumerate() {
+            visit_child(&i.to_string(), child, f);
+        }
+    }
+
+    fn visit_mut(&mut self, f: &mut dyn FnMut(&str, &mut Tensor<B>)) {
+        for (i, child) in self.iter_mut().enumerate() {
+            visit_child_mut(&i.to_string(), child, f);
+        }
+    }
+}
