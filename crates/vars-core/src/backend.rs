@@ -4,8 +4,10 @@
 //! receives its operands as `(storage, layout)` so views cost nothing; every op returns a fresh,
 //! contiguous storage. The op *vocabulary* is deliberately small (elementwise unary and binary,
 //! reductions, batched matmul, gather/scatter, copies): the tensor layer composes everything else
-//! and the autodiff layer differentiates it. Fused kernels (the sparse-coding loop, the NN ops)
-//! plug in through [`crate::CustomOp`] and need no change here.
+//! and the autodiff layer differentiates it. Fused kernels plug in through [`crate::CustomOp`];
+//! the few that every backend should be able to override (the sparse-coding loop of spec §1.3 /
+//! §3.3) have an optional hook here whose default answers "no fused kernel" (`Ok(None)`), so the
+//! op falls back to its composite of the ops above.
 //!
 //! Contract that every implementation honours (the shared suite in `vars_core::testing` checks it):
 //! - binary ops receive layouts of *equal shape* (the tensor layer broadcasts with stride-0 views);
@@ -14,6 +16,7 @@
 //!   elements only, so the summation order never depends on the thread count);
 //! - bad dtypes are reported with [`crate::Error::UnsupportedDType`], never a panic.
 
+use crate::sparse::fused::{IstaForward, IstaGrads, UnrolledIsta};
 use crate::{DType, HostData, Layout, Result, Window2d};
 use std::fmt::Debug;
 
@@ -286,4 +289,54 @@ pub trait Backend: Sized + Clone + Copy + Debug + Default + Send + Sync + 'stati
         window: Window2d,
         output_hw: (usize, usize),
     ) -> Result<Self::Storage>;
+
+    // ---- optional fused kernels (default: none, the op uses its composite) -------------------
+    /// The fused sparse-coding loop ([`crate::sparse::unrolled_ista`], spec §3.3 steps 8–9):
+    /// `A ← A0; T times: A ← shrink(A − (G·A − b)/L, λ/L)`, per batch entry.
+    ///
+    /// The four views have the same rank ≥ 2 and equal batch dims (broadcasts arrive as stride-0
+    /// views): `g` is `(…, m, m)`, `b` is `(…, m, d)`, `lam` and `l` are `(…, 1, 1)`, all of one
+    /// float dtype. The output is contiguous `(…, m, d)`. With `save_for_backward` the backend may
+    /// return any state its [`Backend::unrolled_ista_backward`] needs (an opaque buffer handed back
+    /// unchanged). `Ok(None)` (the default) means "no fused kernel": the caller runs the composite.
+    fn unrolled_ista_forward(
+        cfg: &UnrolledIsta,
+        g: &Self::Storage,
+        g_layout: &Layout,
+        b: &Self::Storage,
+        b_layout: &Layout,
+        lam: &Self::Storage,
+        lam_layout: &Layout,
+        l: &Self::Storage,
+        l_layout: &Layout,
+        save_for_backward: bool,
+    ) -> Result<Option<IstaForward<Self::Storage>>> {
+        let _ = (cfg, g, g_layout, b, b_layout, lam, lam_layout, l, l_layout);
+        let _ = save_for_backward;
+        Ok(None)
+    }
+
+    /// The exact vector-Jacobian product of [`Backend::unrolled_ista_forward`] for the same views,
+    /// given the state that forward saved and the output gradient `grad` (`(…, m, d)`, any
+    /// layout). Returns contiguous gradients shaped like the four views (`(…, m, m)`,
+    /// `(…, m, d)`, `(…, 1, 1)`, `(…, 1, 1)`). `Ok(None)` (the default) means "not implemented":
+    /// the caller differentiates the composite instead.
+    fn unrolled_ista_backward(
+        cfg: &UnrolledIsta,
+        g: &Self::Storage,
+        g_layout: &Layout,
+        b: &Self::Storage,
+        b_layout: &Layout,
+        lam: &Self::Storage,
+        lam_layout: &Layout,
+        l: &Self::Storage,
+        l_layout: &Layout,
+        saved: Option<&Self::Storage>,
+        grad: &Self::Storage,
+        grad_layout: &Layout,
+    ) -> Result<Option<IstaGrads<Self::Storage>>> {
+        let _ = (cfg, g, g_layout, b, b_layout, lam, lam_layout, l, l_layout);
+        let _ = (saved, grad, grad_layout);
+        Ok(None)
+    }
 }

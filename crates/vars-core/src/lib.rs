@@ -16,6 +16,7 @@ pub mod layout;
 pub mod nn;
 pub mod rng;
 pub mod shape;
+pub mod sparse;
 pub mod tensor;
 #[cfg(feature = "testing")]
 pub mod testing;

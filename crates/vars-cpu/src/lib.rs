@@ -18,6 +18,7 @@
 //! | `reduce` | sum/max/min/argmax/argmin (deterministic, see its docs) |
 //! | `matmul` / [`gemm`] | batched matmul over strided views; the single GEMM seam |
 //! | `index` | `index_select` / `index_add` |
+//! | `sparse_coding` | the fused sparse-coding loop (`vars_core::sparse::unrolled_ista`) and its exact backward |
 //!
 //! Parallelism: elementwise ops split outputs into chunks above 16k elements; reductions split
 //! by output element only (bit-identical results for any thread count); matmul splits batches
@@ -31,6 +32,7 @@ mod matmul;
 pub mod ndarray_interop;
 mod reduce;
 mod scalar;
+mod sparse_coding;
 pub mod special;
 pub mod storage;
 mod strided;
@@ -41,6 +43,7 @@ pub use gemm::{gemm_f32, gemm_f64, GemmKernel, DEFAULT_KERNEL};
 pub use ndarray_interop::{from_ndarray, to_ndarray};
 pub use storage::{live_buffers, live_bytes, CpuStorage};
 
+use vars_core::sparse::{IstaForward, IstaGrads, UnrolledIsta};
 use vars_core::{
     Backend, BinaryOp, DType, Distribution, HostData, Layout, ReduceOp, Result, UnaryOp, Window2d,
 };
@@ -203,5 +206,54 @@ impl Backend for Cpu {
         output_hw: (usize, usize),
     ) -> Result<CpuStorage> {
         window::fold2d(storage, layout, window, output_hw)
+    }
+
+    fn unrolled_ista_forward(
+        cfg: &UnrolledIsta,
+        g: &CpuStorage,
+        g_layout: &Layout,
+        b: &CpuStorage,
+        b_layout: &Layout,
+        lam: &CpuStorage,
+        lam_layout: &Layout,
+        l: &CpuStorage,
+        l_layout: &Layout,
+        save_for_backward: bool,
+    ) -> Result<Option<IstaForward<CpuStorage>>> {
+        sparse_coding::forward(
+            cfg,
+            (g, g_layout),
+            (b, b_layout),
+            (lam, lam_layout),
+            (l, l_layout),
+            save_for_backward,
+        )
+        .map(Some)
+    }
+
+    fn unrolled_ista_backward(
+        cfg: &UnrolledIsta,
+        g: &CpuStorage,
+        g_layout: &Layout,
+        b: &CpuStorage,
+        b_layout: &Layout,
+        lam: &CpuStorage,
+        lam_layout: &Layout,
+        l: &CpuStorage,
+        l_layout: &Layout,
+        saved: Option<&CpuStorage>,
+        grad: &CpuStorage,
+        grad_layout: &Layout,
+    ) -> Result<Option<IstaGrads<CpuStorage>>> {
+        sparse_coding::backward(
+            cfg,
+            (g, g_layout),
+            (b, b_layout),
+            (lam, lam_layout),
+            (l, l_layout),
+            saved,
+            (grad, grad_layout),
+        )
+        .map(Some)
     }
 }

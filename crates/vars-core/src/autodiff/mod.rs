@@ -177,6 +177,49 @@ impl<B: Backend> Backend for Autodiff<B> {
     ) -> Result<Self::Storage> {
         B::fold2d(s, l, w, hw)
     }
+    fn unrolled_ista_forward(
+        cfg: &crate::sparse::UnrolledIsta,
+        g: &Self::Storage,
+        gl: &Layout,
+        b: &Self::Storage,
+        bl: &Layout,
+        lam: &Self::Storage,
+        laml: &Layout,
+        l: &Self::Storage,
+        ll: &Layout,
+        save: bool,
+    ) -> Result<Option<crate::sparse::IstaForward<Self::Storage>>> {
+        B::unrolled_ista_forward(cfg, g, gl, b, bl, lam, laml, l, ll, save)
+    }
+    fn unrolled_ista_backward(
+        cfg: &crate::sparse::UnrolledIsta,
+        g: &Self::Storage,
+        gl: &Layout,
+        b: &Self::Storage,
+        bl: &Layout,
+        lam: &Self::Storage,
+        laml: &Layout,
+        l: &Self::Storage,
+        ll: &Layout,
+        saved: Option<&Self::Storage>,
+        grad: &Self::Storage,
+        grad_layout: &Layout,
+    ) -> Result<Option<crate::sparse::IstaGrads<Self::Storage>>> {
+        B::unrolled_ista_backward(
+            cfg,
+            g,
+            gl,
+            b,
+            bl,
+            lam,
+            laml,
+            l,
+            ll,
+            saved,
+            grad,
+            grad_layout,
+        )
+    }
 }
 
 impl<B: Backend> crate::Tensor<Autodiff<B>> {
@@ -313,5 +356,20 @@ impl Drop for NoGradGuard {
 /// Runs `f` without recording a graph (evaluation, parameter updates, backward passes).
 pub fn no_grad<R>(f: impl FnOnce() -> R) -> R {
     let _guard = NoGradGuard::new();
+    f()
+}
+
+/// Runs `f` with graph recording switched on, restoring the previous mode afterwards (also on
+/// unwinding). Backward passes run under [`no_grad`]; a [`CustomOp`] whose backward differentiates
+/// a recomputed composite (e.g. [`crate::sparse::unrolled_ista`] without a fused backward kernel)
+/// records that inner graph with this.
+pub fn with_grad<R>(f: impl FnOnce() -> R) -> R {
+    struct Restore(bool);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            GRAD_ENABLED.with(|g| g.set(self.0));
+        }
+    }
+    let _restore = Restore(GRAD_ENABLED.with(|g| g.replace(true)));
     f()
 }
