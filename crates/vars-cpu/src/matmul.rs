@@ -2,26 +2,33 @@
 //!
 //! Operands are never copied: each batch entry is one call into the [`crate::gemm`] seam with the
 //! views' own row/column strides (a transposed operand is a swapped pair of strides; a broadcast
-//! batch dim is stride 0, so the same matrix is simply read again). Parallelism is ours, not the
-//! GEMM's: below [`PAR_FLOPS`] everything runs on the calling thread; above, rayon splits the
-//! output over batch entries and, when there are fewer batch entries than 2 tasks per thread,
-//! over balanced blocks of rows of `m` (at least 16 rows each). Each task makes one
-//! single-threaded GEMM call on a disjoint, contiguous block of the output. Splitting rows does not
-//! change any element's `k`-summation order in the packed kernels, so results do not depend on the
-//! thread count (the tests check this bit for bit).
+//! batch dim is stride 0, so the same matrix is simply read again). The kernel is picked once per
+//! batched product ([`crate::gemm::pick_kernel`]: the `Direct` loops for the small two-row and
+//! narrow one-row products of grouped/depthwise convolutions, else the default GEMM).
+//!
+//! Parallelism is ours, not the GEMM's: below [`PAR_FLOPS`] everything runs on the calling
+//! thread; above, rayon splits the output over batch entries (at least [`MIN_TASK_FLOPS`] of them
+//! per task, so thousands of tiny products do not become thousands of tasks) and, when there are
+//! fewer batch entries than 2 tasks per thread, over balanced blocks of rows of `m` (at least 16
+//! rows each). Each task makes single-threaded GEMM calls on disjoint, contiguous blocks of the
+//! output. Splitting rows does not change any element's `k`-summation order in either kernel
+//! family, so results do not depend on the thread count (the tests check this bit for bit).
 
 use rayon::prelude::*;
 use vars_core::{DType, Error, Layout, Result};
 
 use crate::copy::unsupported;
-use crate::gemm::{gemm_f32, gemm_f64, GemmKernel, DEFAULT_KERNEL};
+use crate::gemm::{gemm_f32, gemm_f64, pick_kernel, GemmKernel};
 use crate::storage::{Buf, CpuStorage};
 use crate::strided::{check_view, offsets};
+use crate::window::output_buffer;
 
 /// Products with fewer floating-point operations than this run on the calling thread.
 pub(crate) const PAR_FLOPS: usize = 1 << 21;
 /// Smallest row block handed to one task.
 const MIN_ROWS: usize = 16;
+/// Batch entries are grouped so that one task does at least this many floating-point operations.
+const MIN_TASK_FLOPS: usize = 1 << 16;
 /// Target number of tasks per rayon thread.
 const TASKS_PER_THREAD: usize = 2;
 
@@ -93,16 +100,17 @@ fn batched<T: Copy + Default + Send + Sync>(
     let (rsb, csb) = (lb.strides()[r - 2], lb.strides()[r - 1]);
     let batch_dims = &la.dims()[..r - 2];
     let batch: usize = batch_dims.iter().product();
-    let mut out = vec![T::default(); batch * m * n];
+    let mut out = output_buffer(batch * m * n);
     if out.is_empty() || k == 0 {
         return Ok(out);
     }
     let off_a = offsets(batch_dims, &la.strides()[..r - 2], la.offset());
     let off_b = offsets(batch_dims, &lb.strides()[..r - 2], lb.offset());
+    let kernel = pick_kernel(m, k, n, csb);
     let call = |bi: usize, r0: usize, c: &mut [T]| {
         let rows = c.len() / n;
         gemm(
-            DEFAULT_KERNEL,
+            kernel,
             rows,
             k,
             n,
@@ -137,8 +145,10 @@ fn batched<T: Copy + Default + Send + Sync>(
     } else {
         m.div_ceil(tasks_per_batch).max(MIN_ROWS).min(m)
     };
+    let per_entry = (2 * m * n * k).max(1);
     out.par_chunks_mut(m * n)
         .enumerate()
+        .with_min_len(MIN_TASK_FLOPS.div_ceil(per_entry))
         .try_for_each(|(bi, cb)| {
             if rows == m {
                 return call(bi, 0, cb);
