@@ -59,7 +59,36 @@ pub enum VitError {
     #[error("the model visits parameter `{0}` more than once; state-dict names must be unique")]
     DuplicateName(String),
 
+    /// A model or layer configuration the reference cannot run (e.g. an input size that breaks
+    /// VARS‑SD/VARS‑S, the RVT* mask with a VARS block), with what to change.
+    #[error("invalid configuration: {problem}. {hint}")]
+    Config {
+        /// What is wrong, with the numbers involved.
+        problem: String,
+        /// What to do about it.
+        hint: String,
+    },
+
+    /// An input tensor the model cannot take (wrong rank, channels, size, or non-finite values).
+    #[error("bad input to {module}: {problem}")]
+    Input {
+        /// The module that rejected it.
+        module: &'static str,
+        /// What is wrong.
+        problem: String,
+    },
+
     /// An engine error (tensor creation, host transfer, dtype conversion).
     #[error(transparent)]
     Core(#[from] vars_core::Error),
+}
+
+impl VitError {
+    /// A [`VitError::Config`].
+    pub fn config(problem: impl Into<String>, hint: impl Into<String>) -> Self {
+        VitError::Config {
+            problem: problem.into(),
+            hint: hint.into(),
+        }
+    }
 }

@@ -8,10 +8,18 @@
 //!   and non-strict loading into a model.
 //! - [`VitError`]: this crate's error type.
 
+pub mod attention;
+pub mod block;
+pub mod config;
 pub mod error;
 pub mod io;
+pub mod layers;
+pub mod model;
 pub mod params;
+pub mod parity;
 
 pub use error::{Result, VitError};
 pub use io::{LoadReport, Mismatch, StateDict};
-pub use params::{join_name, visit_child, visit_child_mut, Parameters};
+pub use params::{
+    count_parameters, join_name, visit_child, visit_child_mut, ParamCounts, ParamKind, Parameters,
+};

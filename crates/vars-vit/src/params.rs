@@ -13,12 +13,27 @@
 
 use vars_core::{Backend, Tensor};
 
+/// What a state-dict tensor is, as PyTorch distinguishes it: the optimiser updates only
+/// [`ParamKind::Trainable`] tensors; parameter counts (vars-spec §5) report trainable and frozen
+/// separately and leave buffers out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ParamKind {
+    /// An `nn.Parameter` with `requires_grad = True`.
+    Trainable,
+    /// An `nn.Parameter` with `requires_grad = False`: Ω (`rand_matrix`), the unused `attn.L`,
+    /// VARS‑S `L` and `kernel_norm`.
+    Frozen,
+    /// A registered buffer: BatchNorm `running_mean`, `running_var`, `num_batches_tracked`.
+    Buffer,
+}
+
 /// A module whose state-dict tensors can be enumerated and replaced by name.
 ///
 /// Both visitors must produce the same names in the same order, each name once.
 pub trait Parameters<B: Backend> {
-    /// Calls `f` with the official state-dict name and the tensor, for every tensor.
-    fn visit(&self, f: &mut dyn FnMut(&str, &Tensor<B>));
+    /// Calls `f` with the official state-dict name, the tensor and its [`ParamKind`], for every
+    /// tensor.
+    fn visit(&self, f: &mut dyn FnMut(&str, &Tensor<B>, ParamKind));
 
     /// Like [`Parameters::visit`], with mutable access so a loader can assign new tensors.
     fn visit_mut(&mut self, f: &mut dyn FnMut(&str, &mut Tensor<B>));
@@ -37,12 +52,12 @@ pub fn join_name(prefix: &str, name: &str) -> String {
 pub fn visit_child<B: Backend>(
     prefix: &str,
     child: &(impl Parameters<B> + ?Sized),
-    f: &mut dyn FnMut(&str, &Tensor<B>),
+    f: &mut dyn FnMut(&str, &Tensor<B>, ParamKind),
 ) {
     let mut full = String::new();
-    child.visit(&mut |name, t| {
+    child.visit(&mut |name, t, kind| {
         set_joined(&mut full, prefix, name);
-        f(&full, t)
+        f(&full, t, kind)
     });
 }
 
@@ -70,7 +85,7 @@ fn set_joined(buf: &mut String, prefix: &str, name: &str) {
 
 /// A list of modules, named `0.…`, `1.…`, … like PyTorch's `nn.ModuleList`.
 impl<B: Backend, P: Parameters<B>> Parameters<B> for Vec<P> {
-    fn visit(&self, f: &mut dyn FnMut(&str, &Tensor<B>)) {
+    fn visit(&self, f: &mut dyn FnMut(&str, &Tensor<B>, ParamKind)) {
         for (i, child) in self.iter().enumerate() {
             visit_child(&i.to_string(), child, f);
         }
@@ -81,4 +96,29 @@ impl<B: Backend, P: Parameters<B>> Parameters<B> for Vec<P> {
             visit_child_mut(&i.to_string(), child, f);
         }
     }
+}
+
+/// Sums of element counts per [`ParamKind`] over a module's tensors.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ParamCounts {
+    /// Elements of trainable parameters.
+    pub trainable: usize,
+    /// Elements of frozen parameters.
+    pub frozen: usize,
+    /// Elements of buffers (not counted by the reference's tables).
+    pub buffers: usize,
+}
+
+/// Counts a module's parameters as the reference's tables do (vars-spec §5).
+pub fn count_parameters<B: Backend>(module: &(impl Parameters<B> + ?Sized)) -> ParamCounts {
+    let mut c = ParamCounts::default();
+    module.visit(&mut |_, t, kind| {
+        let n = t.elem_count();
+        match kind {
+            ParamKind::Trainable => c.trainable += n,
+            ParamKind::Frozen => c.frozen += n,
+            ParamKind::Buffer => c.buffers += n,
+        }
+    });
+    c
 }

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use vars_core::{Autodiff, Backend, DType, HostData, Tensor};
 use vars_cpu::{Cpu, CpuDevice};
 use vars_vit::io::StateDict;
-use vars_vit::{visit_child, visit_child_mut, Parameters, VitError};
+use vars_vit::{visit_child, visit_child_mut, ParamKind, Parameters, VitError};
 
 const DEV: CpuDevice = CpuDevice;
 
@@ -282,8 +282,10 @@ fn reads_the_official_fixture() {
 fn official_fixture_loads_strictly_into_a_model_with_its_names() {
     struct Named(Vec<(String, Tensor<Cpu>)>);
     impl Parameters<Cpu> for Named {
-        fn visit(&self, f: &mut dyn FnMut(&str, &Tensor<Cpu>)) {
-            self.0.iter().for_each(|(k, t)| f(k, t));
+        fn visit(&self, f: &mut dyn FnMut(&str, &Tensor<Cpu>, ParamKind)) {
+            self.0
+                .iter()
+                .for_each(|(k, t)| f(k, t, ParamKind::Trainable));
         }
         fn visit_mut(&mut self, f: &mut dyn FnMut(&str, &mut Tensor<Cpu>)) {
             self.0.iter_mut().for_each(|(k, t)| f(k, t));
@@ -327,9 +329,9 @@ impl<B: Backend> Linear<B> {
 }
 
 impl<B: Backend> Parameters<B> for Linear<B> {
-    fn visit(&self, f: &mut dyn FnMut(&str, &Tensor<B>)) {
-        f("weight", &self.weight);
-        f("bias", &self.bias);
+    fn visit(&self, f: &mut dyn FnMut(&str, &Tensor<B>, ParamKind)) {
+        f("weight", &self.weight, ParamKind::Trainable);
+        f("bias", &self.bias, ParamKind::Trainable);
     }
     fn visit_mut(&mut self, f: &mut dyn FnMut(&str, &mut Tensor<B>)) {
         f("weight", &mut self.weight);
@@ -355,10 +357,14 @@ impl<B: Backend> Toy<B> {
 }
 
 impl<B: Backend> Parameters<B> for Toy<B> {
-    fn visit(&self, f: &mut dyn FnMut(&str, &Tensor<B>)) {
+    fn visit(&self, f: &mut dyn FnMut(&str, &Tensor<B>, ParamKind)) {
         visit_child("blocks", &self.blocks, f);
         visit_child("norm", &self.norm, f);
-        f("num_batches_tracked", &self.num_batches_tracked);
+        f(
+            "num_batches_tracked",
+            &self.num_batches_tracked,
+            ParamKind::Buffer,
+        );
     }
     fn visit_mut(&mut self, f: &mut dyn FnMut(&str, &mut Tensor<B>)) {
         visit_child_mut("blocks", &mut self.blocks, f);
@@ -370,7 +376,7 @@ impl<B: Backend> Parameters<B> for Toy<B> {
 fn toy_names() -> Vec<String> {
     let toy = Toy::<Cpu>::zeros(&DEV);
     let mut names = Vec::new();
-    toy.visit(&mut |n, _| names.push(n.to_string()));
+    toy.visit(&mut |n, _, _| names.push(n.to_string()));
     names
 }
 
@@ -502,8 +508,8 @@ fn model_round_trip_through_a_file() {
         .unwrap();
     assert_eq!(report.loaded, toy_names());
     let (mut a, mut b) = (Vec::new(), Vec::new());
-    src.visit(&mut |n, t| a.push((n.to_string(), t.to_host().unwrap())));
-    dst.visit(&mut |n, t| b.push((n.to_string(), t.to_host().unwrap())));
+    src.visit(&mut |n, t, _| a.push((n.to_string(), t.to_host().unwrap())));
+    dst.visit(&mut |n, t, _| b.push((n.to_string(), t.to_host().unwrap())));
     assert_eq!(a, b);
     assert_eq!(dst.num_batches_tracked.to_scalar::<i64>().unwrap(), 17);
 }
@@ -512,9 +518,9 @@ fn model_round_trip_through_a_file() {
 fn duplicate_names_are_reported() {
     struct Dup(Tensor<Cpu>);
     impl Parameters<Cpu> for Dup {
-        fn visit(&self, f: &mut dyn FnMut(&str, &Tensor<Cpu>)) {
-            f("w", &self.0);
-            f("w", &self.0);
+        fn visit(&self, f: &mut dyn FnMut(&str, &Tensor<Cpu>, ParamKind)) {
+            f("w", &self.0, ParamKind::Trainable);
+            f("w", &self.0, ParamKind::Trainable);
         }
         fn visit_mut(&mut self, f: &mut dyn FnMut(&str, &mut Tensor<Cpu>)) {
             f("w", &mut self.0);

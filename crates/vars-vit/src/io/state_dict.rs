@@ -174,7 +174,7 @@ impl<B: Backend> StateDict<B> {
     pub fn from_model(model: &(impl Parameters<B> + ?Sized)) -> Result<Self> {
         let mut out = StateDict::new();
         let mut duplicate = None;
-        model.visit(&mut |name, t| {
+        model.visit(&mut |name, t, _| {
             if out.insert(name, t.detach()).is_some() && duplicate.is_none() {
                 duplicate = Some(name.to_string());
             }
@@ -213,7 +213,7 @@ impl<B: Backend> StateDict<B> {
         let mut slots: Vec<(String, Slot<B::Device>)> = Vec::new();
         let mut seen: HashSet<String> = HashSet::new();
         let mut duplicate = None;
-        model.visit(&mut |name, t| {
+        model.visit(&mut |name, t, _| {
             if !seen.insert(name.to_string()) && duplicate.is_none() {
                 duplicate = Some(name.to_string());
             }
