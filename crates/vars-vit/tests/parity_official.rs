@@ -162,7 +162,7 @@ fn perturbed_parameter_fails_the_command() {
 
 #[test]
 fn perturbed_block_parameter_fails() {
-    let tmp = perturbed_folder("block_vars_sd", "param.attn.kernel", 5, 1e-3);
+    let tmp = perturbed_folder("block_vars_sd", "param.attn.proj.bias", 5, 1e-3);
     let specs = read_manifest(tmp.path()).unwrap();
     let (name, spec) = &specs[0];
     let report =

@@ -17,7 +17,7 @@ mod vars;
 
 pub use performer::Performer;
 pub use softmax::SoftmaxAttention;
-pub use vars::VarsAttention;
+pub use vars::{CodingProblem, VarsAttention};
 
 use crate::params::{ParamKind, Parameters};
 use crate::Result;

@@ -34,6 +34,19 @@ use vars_core::{Backend, Tensor};
 /// The unused frozen `attn.L` of the reference (H values of 25, spec §3.3).
 const UNUSED_L: f64 = 25.0;
 
+/// One layer's sparse-coding problem (spec §3.3 steps 4–5), per (sample, head).
+#[derive(Debug, Clone)]
+pub struct CodingProblem<B: Backend> {
+    /// `G = DᵀD` `(B, H, m', m')`, before the learned `W·G·W`.
+    pub gram: Tensor<B>,
+    /// `b = DᵀV` `(B, H, m', d)`.
+    pub drive: Tensor<B>,
+    /// `λ_e = s_λ·λ`, broadcastable to `(B, H, 1, 1)`.
+    pub lam: Tensor<B>,
+    /// `L_e = (1 + max_i Σ_j |G_ij|)/s_L`, `(B, H, 1, 1)`, Gershgorin part detached.
+    pub step: Tensor<B>,
+}
+
 /// VARS‑D (`kernel = None`) or VARS‑SD (`kernel = Some(P)`).
 #[derive(Debug, Clone)]
 pub struct VarsAttention<B: Backend> {
@@ -138,13 +151,8 @@ impl<B: Backend> VarsAttention<B> {
         Ok((atoms.div(&norms)?, qv[1].clone()))
     }
 
-    /// `(G, b, λ_e, L_e)` of the sparse-coding problem for a dictionary and values (steps 4–5;
-    /// `G` is the plain Gram `DᵀD`, before `W·G·W`).
-    pub fn problem(
-        &self,
-        dict: &Tensor<B>,
-        v: &Tensor<B>,
-    ) -> Result<(Tensor<B>, Tensor<B>, Tensor<B>, Tensor<B>)> {
+    /// The sparse-coding problem for a dictionary and values (steps 4–5).
+    pub fn problem(&self, dict: &Tensor<B>, v: &Tensor<B>) -> Result<CodingProblem<B>> {
         let dt = dict.transpose(2, 3)?;
         let g = dt.matmul(dict)?;
         let b = dt.matmul(v)?;
@@ -154,7 +162,12 @@ impl<B: Backend> VarsAttention<B> {
             (Some(sl), Some(sll)) => (lam.mul(sl)?.reshape([1, 1])?, l.div(sll)?),
             _ => (lam, l),
         };
-        Ok((g, b, lam_e, l_e))
+        Ok(CodingProblem {
+            gram: g,
+            drive: b,
+            lam: lam_e,
+            step: l_e,
+        })
     }
 
     /// The shrink inputs of the initial guess and of every step, `T + 1` tensors
@@ -162,7 +175,12 @@ impl<B: Backend> VarsAttention<B> {
     /// near 0 sit on the GELU shrink's jump (vars-spec §7.1).
     pub fn pre_shrink_trajectory(&self, dict: &Tensor<B>, v: &Tensor<B>) -> Result<Vec<Tensor<B>>> {
         vars_core::no_grad(|| {
-            let (g, b, lam_e, l_e) = self.problem(&dict.detach(), &v.detach())?;
+            let CodingProblem {
+                gram: g,
+                drive: b,
+                lam: lam_e,
+                step: l_e,
+            } = self.problem(&dict.detach(), &v.detach())?;
             let g_e = match &self.learned_k {
                 Some(w) => w.detach().matmul(&g)?.matmul(&w.detach())?,
                 None => g,
@@ -187,7 +205,12 @@ impl<B: Backend> VarsAttention<B> {
 
     /// The sparse codes `A (B, H, m', d)` for a dictionary and values (steps 4–6).
     pub fn codes(&self, dict: &Tensor<B>, v: &Tensor<B>) -> Result<Tensor<B>> {
-        let (g, b, lam_e, l_e) = self.problem(dict, v)?;
+        let CodingProblem {
+            gram: g,
+            drive: b,
+            lam: lam_e,
+            step: l_e,
+        } = self.problem(dict, v)?;
         match self.options.gradient {
             CodeGradient::Unrolled => {
                 let g_e = match &self.learned_k {

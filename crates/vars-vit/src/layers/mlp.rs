@@ -12,24 +12,28 @@ use crate::params::{visit_child, visit_child_mut, ParamKind, Parameters};
 use crate::{Result, VitError};
 use vars_core::{Backend, Tensor, Window2d};
 
+/// The convolutional FFN with BatchNorms (names `fc1, bn1, dwconv, bn2, fc2, bn3`).
+#[derive(Debug, Clone)]
+pub struct ConvFfn<B: Backend> {
+    /// 1×1 conv `C → hidden`.
+    pub fc1: Conv2d<B>,
+    /// BatchNorm2d(hidden).
+    pub bn1: BatchNorm<B>,
+    /// Depthwise 3×3, padding 1.
+    pub dwconv: Conv2d<B>,
+    /// BatchNorm2d(hidden).
+    pub bn2: BatchNorm<B>,
+    /// 1×1 conv `hidden → C`.
+    pub fc2: Conv2d<B>,
+    /// BatchNorm2d(C).
+    pub bn3: BatchNorm<B>,
+}
+
 /// The RVT MLP; which form is fixed at construction by the width.
 #[derive(Debug, Clone)]
 pub enum Mlp<B: Backend> {
-    /// The convolutional FFN with BatchNorms (names `fc1, bn1, dwconv, bn2, fc2, bn3`).
-    Conv {
-        /// 1×1 conv `C → hidden`.
-        fc1: Conv2d<B>,
-        /// BatchNorm2d(hidden).
-        bn1: BatchNorm<B>,
-        /// Depthwise 3×3, padding 1.
-        dwconv: Conv2d<B>,
-        /// BatchNorm2d(hidden).
-        bn2: BatchNorm<B>,
-        /// 1×1 conv `hidden → C`.
-        fc2: Conv2d<B>,
-        /// BatchNorm2d(C).
-        bn3: BatchNorm<B>,
-    },
+    /// The convolutional FFN.
+    Conv(Box<ConvFfn<B>>),
     /// The linear FFN of RVT‑B (names `fc1, fc2`).
     Linear {
         /// `C → hidden`.
@@ -48,28 +52,29 @@ impl<B: Backend> Mlp<B> {
                 fc2: Linear::new(init, hidden, width, true)?,
             });
         }
-        Ok(Mlp::Conv {
+        Ok(Mlp::Conv(Box::new(ConvFfn {
             fc1: Conv2d::new(init, width, hidden, Window2d::square(1, 1, 0), 1)?,
             bn1: BatchNorm::new(init, hidden)?,
             dwconv: Conv2d::new(init, hidden, hidden, Window2d::square(3, 1, 1), hidden)?,
             bn2: BatchNorm::new(init, hidden)?,
             fc2: Conv2d::new(init, hidden, width, Window2d::square(1, 1, 0), 1)?,
             bn3: BatchNorm::new(init, width)?,
-        })
+        })))
     }
 
     /// Tokens `(B, N, C)` with `N = S²` → `(B, N, C)`.
     pub fn forward(&self, x: &Tensor<B>, mode: Mode) -> Result<Tensor<B>> {
         match self {
             Mlp::Linear { fc1, fc2 } => Ok(fc2.forward(&fc1.forward(x)?.gelu()?)?),
-            Mlp::Conv {
-                fc1,
-                bn1,
-                dwconv,
-                bn2,
-                fc2,
-                bn3,
-            } => {
+            Mlp::Conv(ffn) => {
+                let ConvFfn {
+                    fc1,
+                    bn1,
+                    dwconv,
+                    bn2,
+                    fc2,
+                    bn3,
+                } = &**ffn;
                 let (b, n, c) = (x.dims()[0], x.dims()[1], x.dims()[2]);
                 let s = grid_side(n, "Mlp")?;
                 let map = x.transpose(1, 2)?.reshape([b, c, s, s])?;
@@ -101,14 +106,15 @@ impl<B: Backend> Parameters<B> for Mlp<B> {
                 visit_child("fc1", fc1, f);
                 visit_child("fc2", fc2, f);
             }
-            Mlp::Conv {
-                fc1,
-                bn1,
-                dwconv,
-                bn2,
-                fc2,
-                bn3,
-            } => {
+            Mlp::Conv(ffn) => {
+                let ConvFfn {
+                    fc1,
+                    bn1,
+                    dwconv,
+                    bn2,
+                    fc2,
+                    bn3,
+                } = &**ffn;
                 visit_child("fc1", fc1, f);
                 visit_child("bn1", bn1, f);
                 visit_child("dwconv", dwconv, f);
@@ -124,14 +130,15 @@ impl<B: Backend> Parameters<B> for Mlp<B> {
                 visit_child_mut("fc1", fc1, f);
                 visit_child_mut("fc2", fc2, f);
             }
-            Mlp::Conv {
-                fc1,
-                bn1,
-                dwconv,
-                bn2,
-                fc2,
-                bn3,
-            } => {
+            Mlp::Conv(ffn) => {
+                let ConvFfn {
+                    fc1,
+                    bn1,
+                    dwconv,
+                    bn2,
+                    fc2,
+                    bn3,
+                } = &mut **ffn;
                 visit_child_mut("fc1", fc1, f);
                 visit_child_mut("bn1", bn1, f);
                 visit_child_mut("dwconv", dwconv, f);
