@@ -217,6 +217,22 @@ impl Default for VarsSOptions {
 /// carry the trained mask, so this matters only for training from scratch.
 pub const MASK_INIT: f64 = 5.0;
 
+/// The patch embedding in front of the stages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Stem {
+    /// RVT's convolutional stem (vars-spec §4.1): conv 7×7/2 → BN → max-pool 3×3/2 → conv 4×4/4,
+    /// side `/16` (224 → 14). Names `patch_embed.proj.{0,1,3}`.
+    #[default]
+    Rvt,
+    /// A project stem for small images (not in the reference, vars-spec §4.2 "small images"): one
+    /// `patch×patch` conv with stride `patch`, side `/patch` (28 → 7 and 32 → 8 with patch 4).
+    /// Names `patch_embed.proj.{weight,bias}`.
+    Patchify {
+        /// Patch side and stride.
+        patch: usize,
+    },
+}
+
 /// A `PoolingTransformer` (RVT backbone, vars-spec §4), with the reference's constructor fields.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ModelConfig {
@@ -247,6 +263,8 @@ pub struct ModelConfig {
     pub vars: VarsOptions,
     /// VARS‑S settings.
     pub vars_s: VarsSOptions,
+    /// The patch embedding (RVT's by default).
+    pub stem: Stem,
 }
 
 impl ModelConfig {
@@ -270,6 +288,35 @@ impl ModelConfig {
             masked_block: 0,
             vars: VarsOptions::official(),
             vars_s: VarsSOptions::default(),
+            stem: Stem::Rvt,
+        }
+    }
+
+    /// A model for small images (28×28 or 32×32, any channel count) that trains on a CPU: the
+    /// project's 4×4 patchify stem (7×7 or 8×8 tokens), one stage of 4 blocks, 4 heads of width
+    /// 16 (C = 64), the convolutional MLP, no stochastic depth. Every attention variant works;
+    /// VARS‑SD and VARS‑S are built for the resulting grid.
+    pub fn small_image(
+        attention: AttentionKind,
+        side: usize,
+        in_chans: usize,
+        classes: usize,
+    ) -> Self {
+        ModelConfig {
+            image_size: side,
+            base_dims: vec![16],
+            depth: vec![4],
+            heads: vec![4],
+            mlp_ratio: 4,
+            num_classes: classes,
+            in_chans,
+            drop_path_rate: 0.0,
+            attention,
+            use_mask: false,
+            masked_block: 0,
+            vars: VarsOptions::official(),
+            vars_s: VarsSOptions::default(),
+            stem: Stem::Patchify { patch: 4 },
         }
     }
 
@@ -358,7 +405,10 @@ impl ModelConfig {
 
     /// The real token-grid side of every stage for this input size.
     pub fn grids(&self) -> Vec<usize> {
-        let mut s = Self::stem_grid(self.image_size);
+        let mut s = match self.stem {
+            Stem::Rvt => Self::stem_grid(self.image_size),
+            Stem::Patchify { patch } => self.image_size.checked_div(patch).unwrap_or(0),
+        };
         let mut out = Vec::with_capacity(self.depth.len());
         for i in 0..self.depth.len() {
             if i > 0 {
@@ -445,10 +495,23 @@ impl ModelConfig {
                     self.image_size, grids
                 ),
                 "the RVT stem divides the side by 16 (and each pooling by 2): use at least 16 px \
-                 per stage, e.g. 224",
+                 per stage, e.g. 224, or `ModelConfig::small_image` for 28/32 px inputs",
             ));
         }
-        if self.attention.is_resolution_locked() {
+        if let Stem::Patchify { patch } = self.stem {
+            if patch == 0 || self.image_size % patch != 0 {
+                return Err(VitError::config(
+                    format!(
+                        "patchify stem with patch {patch} on {} px inputs",
+                        self.image_size
+                    ),
+                    "the patch must be positive and divide the input side",
+                ));
+            }
+        }
+        // With the RVT stem the reference builds blocks for `img // (16·2^s)`, which must equal
+        // the real grid; the project stem builds them for the real grid directly.
+        if self.attention.is_resolution_locked() && self.stem == Stem::Rvt {
             for (s, &g) in grids.iter().enumerate() {
                 let told = self.block_image_size(s);
                 if g != told {

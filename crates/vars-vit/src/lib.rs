@@ -12,6 +12,7 @@ pub mod attention;
 pub mod block;
 pub mod config;
 pub mod error;
+pub mod introspect;
 pub mod io;
 pub mod layers;
 pub mod model;

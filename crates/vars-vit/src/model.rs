@@ -17,7 +17,8 @@
 //! fixture names (`act.stem`, `act.stage{s}.block{i}`, `act.pool{s}`) for parity checks.
 
 use crate::block::{Block, BlockSpec};
-use crate::config::ModelConfig;
+use crate::config::{ModelConfig, Stem};
+use crate::introspect::LayerTrace;
 use crate::layers::{BatchNorm, Conv2d, Init, LayerNorm, Linear, Mode};
 use crate::params::{visit_child, visit_child_mut, ParamKind, Parameters};
 use crate::{Result, VitError};
@@ -27,9 +28,56 @@ use vars_core::{Backend, Tensor, Window2d};
 /// Width of the stem's first convolution (RVT, vars-spec §4.1).
 pub const STEM_WIDTH: usize = 32;
 
+/// The patch embedding: RVT's stem or the project's patchify stem ([`Stem`]).
+#[derive(Debug, Clone)]
+pub enum PatchEmbed<B: Backend> {
+    /// `patch_embed.proj.{0,1,3}`.
+    Rvt(RvtStem<B>),
+    /// `patch_embed.proj`: one strided conv.
+    Patchify(Conv2d<B>),
+}
+
+impl<B: Backend> PatchEmbed<B> {
+    fn new(init: &mut Init<'_, B>, stem: Stem, in_chans: usize, width: usize) -> Result<Self> {
+        Ok(match stem {
+            Stem::Rvt => PatchEmbed::Rvt(RvtStem::new(init, in_chans, width)?),
+            Stem::Patchify { patch } => PatchEmbed::Patchify(Conv2d::new(
+                init,
+                in_chans,
+                width,
+                Window2d::square(patch, patch, 0),
+                1,
+            )?),
+        })
+    }
+
+    /// `(B, in, H, H)` → `(B, C₀, S₀, S₀)`.
+    pub fn forward(&self, x: &Tensor<B>, mode: Mode) -> Result<Tensor<B>> {
+        match self {
+            PatchEmbed::Rvt(s) => s.forward(x, mode),
+            PatchEmbed::Patchify(c) => c.forward(x),
+        }
+    }
+}
+
+impl<B: Backend> Parameters<B> for PatchEmbed<B> {
+    fn visit(&self, f: &mut dyn FnMut(&str, &Tensor<B>, ParamKind)) {
+        match self {
+            PatchEmbed::Rvt(s) => s.visit(f),
+            PatchEmbed::Patchify(c) => visit_child("proj", c, f),
+        }
+    }
+    fn visit_mut(&mut self, f: &mut dyn FnMut(&str, &mut Tensor<B>)) {
+        match self {
+            PatchEmbed::Rvt(s) => s.visit_mut(f),
+            PatchEmbed::Patchify(c) => visit_child_mut("proj", c, f),
+        }
+    }
+}
+
 /// The convolutional stem, `patch_embed.proj.{0,1,3}` (index 2 is the parameter-free max-pool).
 #[derive(Debug, Clone)]
-pub struct PatchEmbed<B: Backend> {
+pub struct RvtStem<B: Backend> {
     /// `proj.0`: Conv2d in→32, 7×7, stride 2, padding 2.
     pub conv0: Conv2d<B>,
     /// `proj.1`: BatchNorm2d(32).
@@ -38,9 +86,9 @@ pub struct PatchEmbed<B: Backend> {
     pub conv3: Conv2d<B>,
 }
 
-impl<B: Backend> PatchEmbed<B> {
+impl<B: Backend> RvtStem<B> {
     fn new(init: &mut Init<'_, B>, in_chans: usize, width: usize) -> Result<Self> {
-        Ok(PatchEmbed {
+        Ok(RvtStem {
             conv0: Conv2d::new(init, in_chans, STEM_WIDTH, Window2d::square(7, 2, 2), 1)?,
             bn1: BatchNorm::new(init, STEM_WIDTH)?,
             conv3: Conv2d::new(init, STEM_WIDTH, width, Window2d::square(4, 4, 0), 1)?,
@@ -55,7 +103,7 @@ impl<B: Backend> PatchEmbed<B> {
     }
 }
 
-impl<B: Backend> Parameters<B> for PatchEmbed<B> {
+impl<B: Backend> Parameters<B> for RvtStem<B> {
     fn visit(&self, f: &mut dyn FnMut(&str, &Tensor<B>, ParamKind)) {
         visit_child("proj.0", &self.conv0, f);
         visit_child("proj.1", &self.bn1, f);
@@ -128,7 +176,7 @@ impl<B: Backend> PoolingTransformer<B> {
         let widths = config.widths();
         let grids = config.grids();
         let total = config.total_blocks();
-        let patch_embed = PatchEmbed::new(init, config.in_chans, widths[0])?;
+        let patch_embed = PatchEmbed::new(init, config.stem, config.in_chans, widths[0])?;
         let mut transformers = Vec::with_capacity(config.depth.len());
         let mut pools = Vec::new();
         let mut index = 0usize;
@@ -230,6 +278,20 @@ impl<B: Backend> PoolingTransformer<B> {
         Ok((logits, acts))
     }
 
+    /// Logits and, for every block, its attention iterations (codes, reconstructions, step
+    /// sizes, sparsity, energies; [`crate::introspect`]), traced from the block's actual input
+    /// in this forward pass. Costs one extra attention computation per block; [`Self::forward`]
+    /// pays nothing for it.
+    pub fn introspect(&self, x: &Tensor<B>, mode: Mode) -> Result<(Tensor<B>, Vec<LayerTrace<B>>)> {
+        self.check_input(x)?;
+        let mut traces = Vec::new();
+        let map = self.trunk_with(x, mode, None, Some(&mut traces))?;
+        let logits = self
+            .head
+            .forward(&self.norm.forward(&global_avg_pool2d(&map)?)?)?;
+        Ok((logits, traces))
+    }
+
     /// The pooled, normalised features before the head, `(B, C_last)`.
     pub fn features(&self, x: &Tensor<B>, mode: Mode) -> Result<Tensor<B>> {
         self.check_input(x)?;
@@ -254,7 +316,17 @@ impl<B: Backend> PoolingTransformer<B> {
         &self,
         x: &Tensor<B>,
         mode: Mode,
+        acts: Option<&mut Activations<B>>,
+    ) -> Result<Tensor<B>> {
+        self.trunk_with(x, mode, acts, None)
+    }
+
+    fn trunk_with(
+        &self,
+        x: &Tensor<B>,
+        mode: Mode,
         mut acts: Option<&mut Activations<B>>,
+        mut traces: Option<&mut Vec<LayerTrace<B>>>,
     ) -> Result<Tensor<B>> {
         let mut record = |name: String, t: &Tensor<B>| {
             if let Some(a) = acts.as_deref_mut() {
@@ -268,6 +340,9 @@ impl<B: Backend> PoolingTransformer<B> {
             let (b, c, h, w) = (map.dims()[0], map.dims()[1], map.dims()[2], map.dims()[3]);
             let mut tokens = map.reshape([b, c, h * w])?.transpose(1, 2)?;
             for (i, block) in stage.blocks.iter().enumerate() {
+                if let Some(t) = traces.as_deref_mut() {
+                    t.push(block.trace(&tokens, &format!("transformers.{s}.blocks.{i}"))?);
+                }
                 tokens = block.forward(&tokens, mode, index)?;
                 record(format!("act.stage{s}.block{i}"), &tokens);
                 index += 1;

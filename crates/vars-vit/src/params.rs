@@ -11,7 +11,8 @@
 //! The trait is deliberately shallow: two visitors and nothing else. Everything a checkpoint needs
 //! (shape, dtype, device, whether a tensor is a leaf variable) is read off the tensors themselves.
 
-use vars_core::{Backend, Tensor};
+use std::collections::HashSet;
+use vars_core::{Autodiff, Backend, Tensor};
 
 /// What a state-dict tensor is, as PyTorch distinguishes it: the optimiser updates only
 /// [`ParamKind::Trainable`] tensors; parameter counts (vars-spec §5) report trainable and frozen
@@ -121,4 +122,30 @@ pub fn count_parameters<B: Backend>(module: &(impl Parameters<B> + ?Sized)) -> P
         }
     });
     c
+}
+
+/// Replaces every trainable tensor of `module` by a leaf variable, so a later load keeps it
+/// trainable and a backward reports its gradient.
+pub fn mark_trainable<B: Backend>(
+    module: &mut (impl Parameters<Autodiff<B>> + ?Sized),
+) -> crate::Result<()> {
+    let mut names = HashSet::new();
+    module.visit(&mut |n, _, kind| {
+        if kind == ParamKind::Trainable {
+            names.insert(n.to_string());
+        }
+    });
+    let mut error = None;
+    module.visit_mut(&mut |n, t| {
+        if names.contains(n) && error.is_none() {
+            match t.requires_grad() {
+                Ok(v) => *t = v,
+                Err(e) => error = Some(e),
+            }
+        }
+    });
+    match error {
+        Some(e) => Err(e.into()),
+        None => Ok(()),
+    }
 }

@@ -42,8 +42,8 @@ use crate::block::{Block, BlockSpec};
 use crate::config::{AttentionKind, ModelConfig, VarsOptions, VarsSOptions};
 use crate::io::StateDict;
 use crate::layers::{Init, Mode};
-use crate::model::PoolingTransformer;
-use crate::params::{ParamKind, Parameters};
+use crate::model::{PatchEmbed, PoolingTransformer};
+use crate::params::{mark_trainable, ParamKind, Parameters};
 use crate::{Result, VitError};
 use serde_json::Value;
 use std::collections::{BTreeSet, HashSet};
@@ -390,30 +390,6 @@ pub fn fixture_path(dir: &Path, name: &str) -> PathBuf {
     dir.join(format!("{name}.safetensors"))
 }
 
-/// Replaces every trainable tensor of `module` by a leaf variable, so a later load keeps it
-/// trainable and a backward reports its gradient.
-pub fn mark_trainable<B: Backend>(module: &mut impl Parameters<Autodiff<B>>) -> Result<()> {
-    let mut names = HashSet::new();
-    module.visit(&mut |n, _, kind| {
-        if kind == ParamKind::Trainable {
-            names.insert(n.to_string());
-        }
-    });
-    let mut error = None;
-    module.visit_mut(&mut |n, t| {
-        if names.contains(n) && error.is_none() {
-            match t.requires_grad() {
-                Ok(v) => *t = v,
-                Err(e) => error = Some(e),
-            }
-        }
-    });
-    match error {
-        Some(e) => Err(e.into()),
-        None => Ok(()),
-    }
-}
-
 /// Compares `ours` to `reference` (same shape) at relative tolerance `tol`.
 pub fn compare<B: Backend>(
     key: &str,
@@ -520,7 +496,10 @@ pub fn check_fixture<B: Backend>(
             params.load_into(&mut model, true)?;
             let (logits, acts) = model.forward_recorded(&input, Mode::Eval)?;
             report.pool_ties = stem_pool_ties(&model, &input)?;
-            report.stem_fan_in = model.patch_embed.conv0.weight.dims()[1..].iter().product();
+            report.stem_fan_in = match &model.patch_embed {
+                PatchEmbed::Rvt(stem) => stem.conv0.weight.dims()[1..].iter().product(),
+                PatchEmbed::Patchify(conv) => conv.weight.dims()[1..].iter().product(),
+            };
             report.near_zero_codes = model_near_zero_codes(&model, &acts)?;
             let labels = file.get("labels").ok_or_else(|| missing(&path, "labels"))?;
             compared.insert("labels".into());
@@ -713,8 +692,10 @@ fn apply_outlier_rules(report: &mut FixtureReport, gelu: bool) {
 /// 8 float32 ulps of the larger: there the reference and this port may route the gradient to
 /// different inputs. (Computed in the run's precision: an f64 run finds none.)
 fn stem_pool_ties<B: Backend>(model: &PoolingTransformer<B>, input: &Tensor<B>) -> Result<usize> {
+    let PatchEmbed::Rvt(stem) = &model.patch_embed else {
+        return Ok(0);
+    };
     let pre = no_grad(|| -> Result<Tensor<B>> {
-        let stem = &model.patch_embed;
         stem.bn1
             .forward(&stem.conv0.forward(&input.detach())?, Mode::Eval)
     })?;

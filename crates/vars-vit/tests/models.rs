@@ -6,7 +6,7 @@ use vars_core::{DType, Tensor};
 use vars_cpu::{Cpu, CpuDevice};
 use vars_vit::config::{AttentionKind, ModelConfig};
 use vars_vit::layers::{Init, Mode};
-use vars_vit::model::PoolingTransformer;
+use vars_vit::model::{PatchEmbed, PoolingTransformer};
 use vars_vit::{count_parameters, VitError};
 
 fn build(cfg: &ModelConfig) -> vars_vit::Result<PoolingTransformer<Cpu>> {
@@ -180,13 +180,16 @@ fn train_mode_updates_running_statistics_and_eval_is_deterministic() {
         let e1 = m.forward(&x, Mode::Eval).unwrap().to_vec::<f32>().unwrap();
         let e2 = m.forward(&x, Mode::Eval).unwrap().to_vec::<f32>().unwrap();
         assert_eq!(e1, e2, "{kind}: eval must be deterministic");
-        let before = m.patch_embed.bn1.running_stats();
+        let PatchEmbed::Rvt(stem) = &m.patch_embed else {
+            unreachable!("small() uses the RVT stem")
+        };
+        let before = stem.bn1.running_stats();
         let t = m
             .forward(&x, Mode::Train { seed: 1 })
             .unwrap()
             .to_vec::<f32>()
             .unwrap();
-        let after = m.patch_embed.bn1.running_stats();
+        let after = stem.bn1.running_stats();
         assert_ne!(t, e1, "{kind}: train mode uses batch statistics");
         assert_eq!(after.2.to_vec::<i64>().unwrap(), vec![1]);
         assert_ne!(
@@ -201,5 +204,69 @@ fn train_mode_updates_running_statistics_and_eval_is_deterministic() {
             .to_vec::<f32>()
             .unwrap();
         assert_eq!(t, t2, "{kind}");
+    }
+}
+
+#[test]
+fn small_image_models_have_at_least_a_7x7_grid() {
+    for (side, grid) in [(28, 7), (32, 8)] {
+        for kind in AttentionKind::ALL {
+            let cfg = ModelConfig::small_image(kind, side, 1, 10);
+            assert_eq!(cfg.grids(), vec![grid]);
+            let m = build(&cfg).unwrap();
+            let x = Tensor::<Cpu>::randn([2, 1, side, side], DType::F32, 4, &CpuDevice).unwrap();
+            let (logits, acts) = m.forward_recorded(&x, Mode::Eval).unwrap();
+            assert_eq!(logits.dims(), [2, 10]);
+            // The first block sees grid² tokens.
+            let block0 = &acts
+                .iter()
+                .find(|(n, _)| n == "act.stage0.block0")
+                .unwrap()
+                .1;
+            assert_eq!(block0.dims(), [2, grid * grid, 64], "{kind} at {side} px");
+        }
+    }
+}
+
+/// Each variant of the small-image model learns: a few SGD steps on a fixed batch lower the loss.
+#[test]
+fn small_image_models_train() {
+    use vars_core::nn::{cross_entropy, Target};
+    use vars_core::Autodiff;
+    use vars_vit::params::{mark_trainable, ParamKind, Parameters};
+    type Ad = Autodiff<Cpu>;
+    for kind in AttentionKind::ALL {
+        let cfg = ModelConfig::small_image(kind, 28, 1, 4);
+        let mut m =
+            PoolingTransformer::<Ad>::new(&cfg, &mut Init::new(&CpuDevice, DType::F32, 1)).unwrap();
+        mark_trainable(&mut m).unwrap();
+        let x = Tensor::<Ad>::randn([8, 1, 28, 28], DType::F32, 2, &CpuDevice).unwrap();
+        let labels =
+            Tensor::<Ad>::from_vec(vec![0i64, 1, 2, 3, 0, 1, 2, 3], [8], &CpuDevice).unwrap();
+        let mut losses = Vec::new();
+        for step in 0..6 {
+            let logits = m.forward(&x, Mode::Train { seed: step }).unwrap();
+            let loss = cross_entropy(&logits, Target::Labels(&labels), 0.0).unwrap();
+            losses.push(loss.to_vec::<f32>().unwrap()[0]);
+            let grads = loss.backward().unwrap();
+            let mut updates = Vec::new();
+            m.visit(&mut |name, t, kind| {
+                if kind == ParamKind::Trainable {
+                    if let Some(g) = grads.get(t) {
+                        let new = t.detach().sub(&g.mul_scalar(0.05).unwrap()).unwrap();
+                        updates.push((name.to_string(), new.requires_grad().unwrap()));
+                    }
+                }
+            });
+            m.visit_mut(&mut |name, t| {
+                if let Some((_, new)) = updates.iter().find(|(n, _)| n == name) {
+                    *t = new.clone();
+                }
+            });
+        }
+        assert!(
+            losses.last().unwrap() < &(losses[0] * 0.9),
+            "{kind}: loss did not go down: {losses:?}"
+        );
     }
 }

@@ -19,6 +19,8 @@ pub use performer::Performer;
 pub use softmax::SoftmaxAttention;
 pub use vars::{CodingProblem, VarsAttention};
 
+use crate::config::AttentionKind;
+use crate::introspect::{IterationTrace, LayerTrace};
 use crate::params::{ParamKind, Parameters};
 use crate::Result;
 use vars_core::{Backend, Tensor};
@@ -42,6 +44,44 @@ impl<B: Backend> Attention<B> {
             Attention::Performer(a) => a.forward(x),
             Attention::Vars(a) => a.forward(x),
         }
+    }
+}
+
+impl<B: Backend> Attention<B> {
+    /// This layer's iterations on its (layer-normed) input (see [`crate::introspect`]).
+    pub fn trace(&self, x: &Tensor<B>, name: &str, kind: AttentionKind) -> Result<LayerTrace<B>> {
+        let one_step = |attn: Tensor<B>, v: Tensor<B>| -> Result<LayerTrace<B>> {
+            let reconstruction = merge_heads(&attn.matmul(&v)?)?;
+            Ok(LayerTrace {
+                name: name.to_string(),
+                kind,
+                step_size: None,
+                lam: None,
+                dictionary: None,
+                attention: Some(attn.clone()),
+                energy_kind: None,
+                iterations: vec![IterationTrace {
+                    step: 0,
+                    code: attn,
+                    reconstruction,
+                    sparsity: None,
+                    energy: None,
+                    fixed_point_residual: None,
+                }],
+            })
+        };
+        let x = x.detach();
+        vars_core::no_grad(|| match self {
+            Attention::Softmax(a) => {
+                let (w, v) = a.weights(&x)?;
+                one_step(w, v)
+            }
+            Attention::Performer(a) => {
+                let (w, v) = a.weights(&x)?;
+                one_step(w, v)
+            }
+            Attention::Vars(a) => a.trace(&x, name, kind),
+        })
     }
 }
 

@@ -43,6 +43,12 @@ impl<B: Backend> Performer<B> {
 
     /// `(B, N, C)` → `(B, N, C)`.
     pub fn forward(&self, x: &Tensor<B>) -> Result<Tensor<B>> {
+        let (a, v) = self.weights(x)?;
+        self.proj.forward(&merge_heads(&a.matmul(&v)?)?)
+    }
+
+    /// The row-normalised kernel matrix `(B, H, N, N)` and values `(B, H, N, d)`.
+    pub fn weights(&self, x: &Tensor<B>) -> Result<(Tensor<B>, Tensor<B>)> {
         let c = self.proj.weight.dims()[0];
         check_tokens("Performer", x, c)?;
         let qkv = split_heads(&self.qkv.forward(x)?, 3, self.heads)?;
@@ -50,7 +56,7 @@ impl<B: Backend> Performer<B> {
         let (fq, fk) = (phi.apply(&qkv[0])?, phi.apply(&qkv[1])?);
         let a = fq.matmul(&fk.transpose(2, 3)?)?;
         let a = a.div(&a.norm_l1(&[3], true)?.clamp_min(1e-12)?)?;
-        self.proj.forward(&merge_heads(&a.matmul(&qkv[2])?)?)
+        Ok((a, qkv[2].clone()))
     }
 }
 

@@ -45,6 +45,12 @@ impl<B: Backend> SoftmaxAttention<B> {
 
     /// `(B, N, C)` → `(B, N, C)`.
     pub fn forward(&self, x: &Tensor<B>) -> Result<Tensor<B>> {
+        let (attn, v) = self.weights(x)?;
+        self.proj.forward(&merge_heads(&attn.matmul(&v)?)?)
+    }
+
+    /// The attention weights `(B, H, N, N)` and values `(B, H, N, d)` for input `x`.
+    pub fn weights(&self, x: &Tensor<B>) -> Result<(Tensor<B>, Tensor<B>)> {
         let c = self.proj.weight.dims()[0];
         let (_, n) = check_tokens("SoftmaxAttention", x, c)?;
         let d = c / self.heads;
@@ -65,8 +71,7 @@ impl<B: Backend> SoftmaxAttention<B> {
             }
             logits = logits.mul(&m.sigmoid()?)?;
         }
-        let attn = nn::softmax(&logits, 3)?;
-        self.proj.forward(&merge_heads(&attn.matmul(v)?)?)
+        Ok((nn::softmax(&logits, 3)?, v.clone()))
     }
 }
 

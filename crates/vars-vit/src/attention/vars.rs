@@ -20,10 +20,12 @@
 //! `learned_lam` (s_λ), `learned_L` (s_L), `kernel` (P, SD only), `qkv`, `proj`.
 
 use super::{check_tokens, merge_heads, split_heads};
-use crate::config::{CodeGradient, VarsOptions};
+use crate::config::{AttentionKind, CodeGradient, VarsOptions};
+use crate::introspect::{IterationTrace, LayerTrace};
 use crate::layers::{Init, Linear};
 use crate::params::{visit_child, visit_child_mut, ParamKind, Parameters};
 use crate::{Result, VitError};
+use vars_core::sparse::diagnostics::Diagnostics;
 use vars_core::sparse::features::PositiveRandomFeatures;
 use vars_core::sparse::fused::{unrolled_ista, UnrolledIsta};
 use vars_core::sparse::problem::SparseProblem;
@@ -239,6 +241,49 @@ impl<B: Backend> VarsAttention<B> {
                 Ok(solve(&problem, &cfg)?.code)
             }
         }
+    }
+
+    /// Every iteration of this layer on its (layer-normed) input `x`, from the `vars-core`
+    /// solver with diagnostics (see [`crate::introspect`]); no gradient.
+    pub fn trace(&self, x: &Tensor<B>, name: &str, kind: AttentionKind) -> Result<LayerTrace<B>> {
+        vars_core::no_grad(|| {
+            let (dict, v) = self.dictionary(&x.detach())?;
+            let p = self.problem(&dict, &v)?;
+            let mut problem =
+                SparseProblem::from_dictionary(&dict, &v, &p.lam, self.options.shrink)?;
+            if let Some(w) = &self.learned_k {
+                problem = problem.with_learned_weight(&w.detach())?;
+            }
+            let energy_kind = problem.energy_kind()?;
+            let cfg = SolverConfig::official(self.options.steps)
+                .with_init(self.options.init)
+                .with_step(StepSize::Given(p.step.clone()))
+                .with_diagnostics(Diagnostics::all().with_codes());
+            let sol = solve(&problem, &cfg)?;
+            let records = sol.trace.map(|t| t.records).unwrap_or_default();
+            let mut iterations = Vec::with_capacity(records.len());
+            for r in records {
+                let Some(code) = r.code else { continue };
+                iterations.push(IterationTrace {
+                    step: r.step,
+                    reconstruction: merge_heads(&dict.matmul(&code)?)?,
+                    code,
+                    sparsity: r.sparsity,
+                    energy: r.energy,
+                    fixed_point_residual: r.fixed_point_residual,
+                });
+            }
+            Ok(LayerTrace {
+                name: name.to_string(),
+                kind,
+                step_size: Some(p.step),
+                lam: Some(p.lam),
+                dictionary: Some(dict),
+                attention: None,
+                energy_kind: Some(energy_kind),
+                iterations,
+            })
+        })
     }
 
     /// `(B, N, C)` → `(B, N, C)`.

@@ -9,6 +9,7 @@ pub use vars_s::VarsSBlock;
 
 use crate::attention::{Attention, Performer, SoftmaxAttention, VarsAttention};
 use crate::config::{AttentionKind, VarsOptions, VarsSOptions};
+use crate::introspect::LayerTrace;
 use crate::layers::mlp::Mlp;
 use crate::layers::{drop_path, Init, LayerNorm, Mode};
 use crate::params::{visit_child, visit_child_mut, ParamKind, Parameters};
@@ -143,6 +144,27 @@ impl<B: Backend> Block<B> {
         match self {
             Block::PreNorm(b) => b.forward(x, mode, stream),
             Block::VarsS(b) => b.forward(x, mode, stream),
+        }
+    }
+
+    /// This block's attention iterations on its input tokens (see [`crate::introspect`]); `name`
+    /// is the block's state-dict prefix. No gradient.
+    pub fn trace(&self, tokens: &Tensor<B>, name: &str) -> Result<LayerTrace<B>> {
+        match self {
+            Block::PreNorm(b) => {
+                let kind = match &b.attn {
+                    Attention::Softmax(_) => AttentionKind::SelfAttention,
+                    Attention::Performer(_) => AttentionKind::Performer,
+                    Attention::Vars(v) if v.kernel.is_some() => AttentionKind::VarsSd,
+                    Attention::Vars(_) => AttentionKind::VarsD,
+                };
+                let x = vars_core::no_grad(|| b.norm1.forward(&tokens.detach()))?;
+                b.attn.trace(&x, name, kind)
+            }
+            Block::VarsS(_) => Err(crate::VitError::config(
+                format!("tracing VARS-S block `{name}`"),
+                "VARS-S introspection is being wired",
+            )),
         }
     }
 
