@@ -191,6 +191,8 @@ impl<B: Backend> PoolingTransformer<B> {
                     drop_path: config.drop_path_rate * index as f64 / total as f64,
                     attention: config.attention,
                     use_mask: config.use_mask && s == 0 && i < config.masked_block,
+                    extra_tokens: 0,
+                    linear_mlp: false,
                 };
                 blocks.push(Block::new(init, &spec, &config.vars, &config.vars_s)?);
                 index += 1;

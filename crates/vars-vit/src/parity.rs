@@ -374,6 +374,8 @@ fn parse_entry(name: &str, e: &Value, g: &Value) -> Result<FixtureSpec> {
                     drop_path: 0.0,
                     attention,
                     use_mask: false,
+                    extra_tokens: 0,
+                    linear_mlp: false,
                 },
                 vars,
             })

@@ -97,3 +97,36 @@ fn traces_match_the_forward() {
         }
     }
 }
+
+#[test]
+fn vars_s_traces_match_the_block() {
+    let cfg = small(AttentionKind::VarsS);
+    let model =
+        PoolingTransformer::<Cpu>::new(&cfg, &mut Init::new(&CpuDevice, DType::F64, 2)).unwrap();
+    let x = Tensor::<Cpu>::randn([2, 3, 64, 64], DType::F64, 5, &CpuDevice)
+        .unwrap()
+        .mul_scalar(30.0)
+        .unwrap();
+    let (logits, traces) = model.introspect(&x, Mode::Eval).unwrap();
+    assert_eq!(
+        max_diff(&logits, &model.forward(&x, Mode::Eval).unwrap()),
+        0.0
+    );
+    let (_, acts) = model.forward_recorded(&x, Mode::Eval).unwrap();
+    let stem = &acts[0].1;
+    let (b, c, n) = (
+        stem.dims()[0],
+        stem.dims()[1],
+        stem.dims()[2] * stem.dims()[3],
+    );
+    let tokens = stem.reshape([b, c, n]).unwrap().transpose(1, 2).unwrap();
+    let Block::VarsS(block) = &model.transformers[0].blocks[0] else {
+        unreachable!()
+    };
+    let trace = &traces[0];
+    assert_eq!(trace.iterations.len(), cfg.vars_s.steps + 1);
+    let last = trace.iterations.last().unwrap();
+    assert!(max_diff(&last.code, &block.codes(&tokens).unwrap()) < 1e-12);
+    assert_eq!(last.reconstruction.dims(), [b, n, c]);
+    assert!(last.sparsity.unwrap().total == last.code.elem_count());
+}

@@ -807,39 +807,3 @@ fn gradients_match_finite_differences() {
 }
 
 // ---- timing (not run by default) --------------------------------------------------------------
-
-/// RVT-Ti stage-0 size (C = 192, S = 14), batch 64: `cargo test -p vars-vit --test vars_s_block
-/// -- --ignored --nocapture timing`.
-#[test]
-#[ignore]
-fn timing_rvt_tiny_stage0() {
-    use std::time::Instant;
-    let mut block = small_block::<Ad>(DType::F32, 192, 14, VarsSOptions::default(), 1);
-    block.visit_mut(&mut |name, t| {
-        if name == "v.weight" {
-            // As in the fixture: large enough that λ = 3.5 leaves about half of the codes on.
-            *t = t.mul_scalar(12.0).unwrap().requires_grad().unwrap();
-        } else if name == "kernel" || name == "kernel2" {
-            *t = t.requires_grad().unwrap();
-        }
-    });
-    let x = Tensor::<Ad>::randn(vec![64, 196, 192], DType::F32, 2, &DEV).unwrap();
-    let inner = Tensor::<Cpu>::randn(vec![64, 196, 192], DType::F32, 2, &DEV).unwrap();
-    let mut init = Init::<Cpu>::new(&DEV, DType::F32, 1);
-    let plain = VarsSBlock::new(&mut init, 192, 14, 768, 0.0, VarsSOptions::default()).unwrap();
-    for _ in 0..2 {
-        let t = Instant::now();
-        let _ = plain.forward(&inner, Mode::Eval, 0).unwrap();
-        eprintln!("eval forward (no autodiff): {:?}", t.elapsed());
-        let t = Instant::now();
-        let y = block.forward(&x, Mode::Train { seed: 1 }, 0).unwrap();
-        let fwd = t.elapsed();
-        let t = Instant::now();
-        let g = y.backward_with(&y.ones_like().unwrap()).unwrap();
-        eprintln!(
-            "train forward {fwd:?}, backward {:?} ({} grads)",
-            t.elapsed(),
-            g.len()
-        );
-    }
-}

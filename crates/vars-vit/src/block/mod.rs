@@ -9,7 +9,11 @@ pub use vars_s::VarsSBlock;
 
 use crate::attention::{Attention, Performer, SoftmaxAttention, VarsAttention};
 use crate::config::{AttentionKind, VarsOptions, VarsSOptions};
-use crate::introspect::LayerTrace;
+use crate::introspect::{IterationTrace, LayerTrace};
+use vars_core::sparse::diagnostics::Sparsity;
+
+/// `ε` of the "below ε" sparsity count of traced codes (the measure vars-spec §7.1 quotes).
+const CODE_EPS: f64 = 1e-3;
 use crate::layers::mlp::Mlp;
 use crate::layers::{drop_path, Init, LayerNorm, Mode};
 use crate::params::{visit_child, visit_child_mut, ParamKind, Parameters};
@@ -33,6 +37,11 @@ pub struct BlockSpec {
     pub attention: AttentionKind,
     /// RVT*: give the self-attention a position-aware mask.
     pub use_mask: bool,
+    /// Tokens the block sees besides the `grid²` patch tokens (1 with a class token); VARS‑SD's
+    /// static atoms cover all of them.
+    pub extra_tokens: usize,
+    /// The linear (timm ViT) MLP instead of RVT's choice by width.
+    pub linear_mlp: bool,
 }
 
 /// The pre-norm block (names `norm1`, `attn`, `norm2`, `mlp`).
@@ -92,8 +101,15 @@ impl<B: Backend> Block<B> {
         vars: &VarsOptions,
         vars_s: &VarsSOptions,
     ) -> Result<Self> {
-        let n = spec.grid * spec.grid;
+        let n = spec.grid * spec.grid + spec.extra_tokens;
         let attn = match spec.attention {
+            AttentionKind::VarsS if spec.extra_tokens > 0 => {
+                return Err(crate::VitError::config(
+                    "a VARS-S block with a class token",
+                    "VARS-S works on the square token grid only (vars-spec §3.5): use average \
+                     pooling instead of a class token",
+                ))
+            }
             AttentionKind::VarsS => {
                 return Ok(Block::VarsS(Box::new(VarsSBlock::new(
                     init,
@@ -129,7 +145,11 @@ impl<B: Backend> Block<B> {
         };
         let norm1 = LayerNorm::new(init, spec.dim)?;
         let norm2 = LayerNorm::new(init, spec.dim)?;
-        let mlp = Mlp::new(init, spec.dim, spec.mlp_hidden)?;
+        let mlp = if spec.linear_mlp {
+            Mlp::linear(init, spec.dim, spec.mlp_hidden)?
+        } else {
+            Mlp::new(init, spec.dim, spec.mlp_hidden)?
+        };
         Ok(Block::PreNorm(Box::new(PreNormBlock {
             norm1,
             attn,
@@ -161,10 +181,41 @@ impl<B: Backend> Block<B> {
                 let x = vars_core::no_grad(|| b.norm1.forward(&tokens.detach()))?;
                 b.attn.trace(&x, name, kind)
             }
-            Block::VarsS(_) => Err(crate::VitError::config(
-                format!("tracing VARS-S block `{name}`"),
-                "VARS-S introspection is being wired",
-            )),
+            Block::VarsS(b) => vars_core::no_grad(|| {
+                let iterates = b.iterations(&tokens.detach())?;
+                let mut iterations = Vec::with_capacity(iterates.len());
+                for (step, it) in iterates.into_iter().enumerate() {
+                    let values = it.code.to_vec_f64()?;
+                    let sparsity = Sparsity {
+                        total: values.len(),
+                        exact_zeros: values.iter().filter(|v| **v == 0.0).count(),
+                        below_eps: values.iter().filter(|v| v.abs() < CODE_EPS).count(),
+                        eps: CODE_EPS,
+                    };
+                    iterations.push(IterationTrace {
+                        step,
+                        code: it.code,
+                        reconstruction: it.reconstruction,
+                        sparsity: Some(sparsity),
+                        energy: None,
+                        fixed_point_residual: None,
+                    });
+                }
+                Ok(LayerTrace {
+                    name: name.to_string(),
+                    kind: AttentionKind::VarsS,
+                    step_size: Some(b.step_constants().clone()),
+                    lam: Some(Tensor::scalar(
+                        b.options().lam,
+                        tokens.dtype(),
+                        tokens.device(),
+                    )?),
+                    dictionary: None,
+                    attention: None,
+                    energy_kind: None,
+                    iterations,
+                })
+            }),
         }
     }
 

@@ -62,6 +62,14 @@ impl<B: Backend> Mlp<B> {
         })))
     }
 
+    /// The linear FFN (`fc1` → GELU → `fc2`) at any width: timm's ViT/DeiT MLP.
+    pub fn linear(init: &mut Init<'_, B>, width: usize, hidden: usize) -> Result<Self> {
+        Ok(Mlp::Linear {
+            fc1: Linear::new(init, width, hidden, true)?,
+            fc2: Linear::new(init, hidden, width, true)?,
+        })
+    }
+
     /// Tokens `(B, N, C)` with `N = S²` → `(B, N, C)`.
     pub fn forward(&self, x: &Tensor<B>, mode: Mode) -> Result<Tensor<B>> {
         match self {

@@ -11,6 +11,7 @@
 //! - [`crate::Parameters`] visits the official state-dict names (§4.8).
 
 pub mod mlp;
+pub mod resize;
 
 use crate::params::{ParamKind, Parameters};
 use crate::{Result, VitError};
