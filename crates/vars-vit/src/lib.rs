@@ -18,6 +18,7 @@ pub mod layers;
 pub mod model;
 pub mod params;
 pub mod parity;
+pub mod vit;
 
 pub use error::{Result, VitError};
 pub use io::{LoadReport, Mismatch, StateDict};

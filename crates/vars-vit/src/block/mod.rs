@@ -219,6 +219,32 @@ impl<B: Backend> Block<B> {
         }
     }
 
+    /// Moves the block from an `old²` to a `new²` token grid (plus `extra` leading tokens such as
+    /// a class token): VARS‑SD's static atoms are resized bicubically over their grid part,
+    /// VARS‑S's spectra as spatial filters ([`VarsSBlock::resize_grid`]); the other blocks have
+    /// nothing tied to the grid. The RVT* mask cannot be resized (an error).
+    pub fn resize_grid(&mut self, old: usize, new: usize, extra: usize) -> Result<()> {
+        match self {
+            Block::VarsS(b) => b.resize_grid(new),
+            Block::PreNorm(b) => match &mut b.attn {
+                Attention::Vars(a) => {
+                    if let Some(p) = &a.kernel {
+                        let p = vars_core::no_grad(|| {
+                            crate::vit::resize_tokens(&p.detach(), 2, extra, old, new)
+                        })?;
+                        a.kernel = Some(p);
+                    }
+                    Ok(())
+                }
+                Attention::Softmax(a) if a.att_mask.is_some() => Err(crate::VitError::config(
+                    "resizing a block with the RVT* position-aware mask",
+                    "the mask is tied to its 196 tokens; build the model at the new size",
+                )),
+                _ => Ok(()),
+            },
+        }
+    }
+
     /// VARS‑S: `L_c ← (1 − rate)·L_c + rate·rule(K)` (vars-spec §3.5); a no-op for the others.
     pub fn update_step_constants(&mut self, rate: f64) -> Result<()> {
         match self {

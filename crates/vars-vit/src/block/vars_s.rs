@@ -286,6 +286,39 @@ impl<B: Backend> VarsSBlock<B> {
         })
     }
 
+    /// Moves the block to a `new × new` grid (a project extension; the reference is
+    /// resolution-locked): each spectrum `K` (and `K2`) is turned into its spatial filter
+    /// `h = F⁻¹K`, resized bicubically, rescaled by `S'/S` so the circular convolution it
+    /// defines keeps its response (`analysis = conv(z, S⁻¹·F⁻¹K)`), and transformed back;
+    /// the transform matrices are rebuilt and `L_c` is recomputed by the step rule (rate 1).
+    /// The new tensors are plain (untracked) values.
+    pub fn resize_grid(&mut self, new: usize) -> Result<()> {
+        if new == 0 {
+            return Err(VitError::config(
+                "resizing a VARS-S block to a 0×0 grid",
+                "use a positive grid side",
+            ));
+        }
+        let old = self.grid;
+        if new == old {
+            return Ok(());
+        }
+        let resize = |k: &Tensor<B>| -> Result<Tensor<B>> {
+            no_grad(|| {
+                let h = vars_core::nn::irfft2(&k.detach(), old)?;
+                let h = crate::layers::resize::resize_grid(&h, new)?
+                    .mul_scalar(new as f64 / old as f64)?;
+                Ok(vars_core::nn::rfft2(&h)?.contiguous()?)
+            })
+        };
+        self.kernel = resize(&self.kernel)?;
+        self.kernel2 = resize(&self.kernel2)?;
+        self.l = Self::step_constants_from_kernel(&self.kernel, self.options.step_rule)?;
+        self.dft = Dft::new(new, self.kernel.dtype(), self.kernel.device())?;
+        self.grid = new;
+        Ok(())
+    }
+
     /// Width `C`.
     pub fn dim(&self) -> usize {
         self.dim
