@@ -358,6 +358,27 @@ impl<B: Backend> PoolingTransformer<B> {
         Ok(map)
     }
 
+    /// Moves the model to another input size (a project extension; the reference is
+    /// resolution-locked): VARS‑SD's static atoms and VARS‑S's spectra are resized to each
+    /// stage's new grid ([`Block::resize_grid`]); the other blocks have nothing tied to the grid.
+    /// The new size must be one the reference could build at (validated as in
+    /// [`ModelConfig::validate`]); the RVT* mask cannot be resized.
+    pub fn resize(&mut self, image_size: usize) -> Result<()> {
+        let mut cfg = self.config.clone();
+        cfg.image_size = image_size;
+        cfg.validate()?;
+        let (old, new) = (self.config.grids(), cfg.grids());
+        for (s, stage) in self.transformers.iter_mut().enumerate() {
+            if old[s] != new[s] {
+                for block in &mut stage.blocks {
+                    block.resize_grid(old[s], new[s], 0)?;
+                }
+            }
+        }
+        self.config = cfg;
+        Ok(())
+    }
+
     /// VARS‑S: moves every block's `L_c` toward the rule's value for the current `K` with the
     /// given rate (0.1 every 100 iterations in training, vars-spec §3.5). No-op for the others.
     pub fn update_step_constants(&mut self, rate: f64) -> Result<()> {

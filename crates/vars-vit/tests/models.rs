@@ -270,3 +270,20 @@ fn small_image_models_train() {
         );
     }
 }
+
+#[test]
+fn grid_bound_models_resize_to_another_valid_size() {
+    for kind in [AttentionKind::VarsSd, AttentionKind::VarsS] {
+        let mut m = build(&small(kind)).unwrap();
+        let x96 = Tensor::<Cpu>::randn([1, 3, 96, 96], DType::F32, 1, &CpuDevice).unwrap();
+        assert!(m.forward(&x96, Mode::Eval).is_err(), "{kind}");
+        m.resize(96).unwrap();
+        assert_eq!(
+            m.forward(&x96, Mode::Eval).unwrap().dims(),
+            [1, 5],
+            "{kind}"
+        );
+        // Sizes the reference cannot build at stay refused.
+        assert!(m.resize(112).is_err(), "{kind}");
+    }
+}
