@@ -186,3 +186,65 @@ fn missing_folder_and_unknown_fixture_are_clear_errors() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("available"));
 }
+
+/// The tool at full size and with absent groups: a folder in the fixture format for a full
+/// RVT‑Ti VARS‑D at 224×224, written from this port itself (so it checks the tool, not parity),
+/// holding `param.*`, `input`, `labels`, `logits` and `grad.input` but no per-parameter grads,
+/// no activations and no train-mode logits. The tool must pass it and report those groups as
+/// absent, not as passes.
+#[test]
+fn full_size_fixture_with_absent_groups() {
+    use vars_core::nn::{cross_entropy, Target};
+    use vars_core::{Autodiff, DType, Tensor};
+    use vars_vit::config::{AttentionKind, ModelConfig};
+    use vars_vit::layers::{Init, Mode};
+    use vars_vit::model::PoolingTransformer;
+    type Ad = Autodiff<Cpu>;
+    let cfg = ModelConfig::rvt_tiny(AttentionKind::VarsD).with_classes(10);
+    let model =
+        PoolingTransformer::<Ad>::new(&cfg, &mut Init::new(&CpuDevice, DType::F32, 3)).unwrap();
+    let x = Tensor::<Ad>::randn([1, 3, 224, 224], DType::F32, 1, &CpuDevice)
+        .unwrap()
+        .requires_grad()
+        .unwrap();
+    let labels = Tensor::<Ad>::from_vec(vec![3i64], [1], &CpuDevice).unwrap();
+    let logits = model.forward(&x, Mode::Eval).unwrap();
+    let loss = cross_entropy(&logits, Target::Labels(&labels), 0.0).unwrap();
+    let grads = loss.backward().unwrap();
+    let mut sd = StateDict::<Ad>::new();
+    vars_vit::Parameters::visit(&model, &mut |name, t, _| {
+        sd.insert(format!("param.{name}"), t.clone());
+    });
+    sd.insert("input", x.detach());
+    sd.insert("labels", labels);
+    sd.insert("logits", logits.detach());
+    sd.insert("grad.input", grads.get(&x).unwrap().clone());
+    let tmp = tempfile::tempdir().unwrap();
+    sd.save(tmp.path().join("rvt_tiny_vars_d_224.safetensors"))
+        .unwrap();
+    let manifest = serde_json::json!({
+        "globals": {"lam": 0.3, "rand_feat_dim_ratio": 2, "num_step": 5},
+        "fixtures": {"rvt_tiny_vars_d_224": {
+            "kind": "PoolingTransformer", "attention": "vars_d", "image_size": 224,
+            "patch_size": 16, "stride": 16, "base_dims": [32, 32], "depth": [10, 2],
+            "heads": [6, 12], "mlp_ratio": 4, "num_classes": 10, "batch": 1, "seed": 3,
+            "in_chans": 3, "drop_path_rate": 0.0, "use_mask": false, "masked_block": null
+        }}
+    });
+    std::fs::write(tmp.path().join("manifest.json"), manifest.to_string()).unwrap();
+    let specs = read_manifest(tmp.path()).unwrap();
+    let (name, spec) = &specs[0];
+    let report =
+        check_fixture::<Cpu>(tmp.path(), name, spec, Tolerances::default(), &CpuDevice).unwrap();
+    let text = report.render();
+    assert!(report.passed(), "{text}");
+    for g in ["grad", "act", "train"] {
+        assert!(
+            report.groups_absent.contains(g),
+            "{g} should be absent\n{text}"
+        );
+    }
+    for g in ["forward", "grad.in"] {
+        assert!(report.groups_compared.contains(g), "{g}\n{text}");
+    }
+}
