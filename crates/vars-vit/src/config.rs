@@ -372,6 +372,22 @@ impl ModelConfig {
         self
     }
 
+    /// Applies the feature-normalisation mode recorded in a checkpoint's metadata
+    /// (`vars.feature_norm`, written by `io::convert_pth`; vars-spec §7: the released RVT‑Ti
+    /// VARS‑D/SD weights predate HEAD's default). Returns the mode applied, or `None` when the
+    /// checkpoint does not record one (the configuration is left as it is).
+    pub fn apply_checkpoint_metadata(
+        &mut self,
+        metadata: &std::collections::BTreeMap<String, String>,
+    ) -> Result<Option<bool>> {
+        let mode = crate::io::pth::FeatureNorm::from_metadata(metadata)?;
+        let on = mode.map(|m| m == crate::io::pth::FeatureNorm::On);
+        if let Some(on) = on {
+            self.vars.feature_norm = on;
+        }
+        Ok(on)
+    }
+
     /// Sets the number of classes.
     pub fn with_classes(mut self, classes: usize) -> Self {
         self.num_classes = classes;

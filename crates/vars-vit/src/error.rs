@@ -81,6 +81,41 @@ pub enum VitError {
     /// An engine error (tensor creation, host transfer, dtype conversion).
     #[error(transparent)]
     Core(#[from] vars_core::Error),
+
+    /// A PyTorch `.pth` checkpoint that is damaged: truncated, a malformed zip archive or
+    /// pickle, a failed CRC, a storage declared larger than its record, a tensor view reaching
+    /// outside its storage ([`crate::io::pth`]).
+    #[error("`{path}` is not a valid PyTorch checkpoint: {problem}. {hint}")]
+    PthCorrupt {
+        path: PathBuf,
+        /// What is wrong, with the entry, opcode position or numbers involved.
+        problem: String,
+        /// What to do about it.
+        hint: &'static str,
+    },
+
+    /// A `.pth` this reader does not handle: the legacy non-zip or tar format, compressed
+    /// entries, a TorchScript archive, no state dict, or a resource limit of
+    /// [`crate::io::pth::PthLimits`].
+    #[error("`{path}` cannot be loaded: {problem}. {hint}")]
+    PthUnsupported {
+        path: PathBuf,
+        problem: String,
+        hint: &'static str,
+    },
+
+    /// The checkpoint's pickle references a global outside the allowlist of the restricted
+    /// reader (e.g. `posix.system`). Nothing from the file was executed.
+    #[error(
+        "`{path}`: the pickle references the global `{global}`, which is not on the allowlist \
+         of the restricted .pth reader; nothing from the file was executed. {hint}"
+    )]
+    PthForbiddenGlobal {
+        path: PathBuf,
+        /// `module.name`, as written in the file (escaped).
+        global: String,
+        hint: &'static str,
+    },
 }
 
 impl VitError {

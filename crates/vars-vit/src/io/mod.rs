@@ -18,7 +18,11 @@
 //! ```
 
 mod atomic;
+pub mod pth;
 mod safetensors;
 mod state_dict;
 
+pub use pth::{
+    convert_pth, load_pth, load_pth_with, ConvertReport, FeatureNorm, PthCheckpoint, PthOptions,
+};
 pub use state_dict::{LoadReport, Mismatch, StateDict};
