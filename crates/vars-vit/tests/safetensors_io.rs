@@ -807,3 +807,27 @@ fn host_data_of_loaded_tensors_is_owned() {
         HostData::F32(vec![1.0, 2.0, 3.0])
     );
 }
+
+/// Saving is byte-deterministic: the header no longer follows a hash map's order, so the same
+/// tensors with the same metadata (inserted in any order) give identical files.
+#[test]
+fn saves_are_byte_deterministic() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut files = Vec::new();
+    for (i, meta_order) in [["x", "y", "z"], ["z", "x", "y"]].iter().enumerate() {
+        let mut sd = StateDict::<Cpu>::new();
+        for (j, k) in ["a", "b", "c"].iter().enumerate() {
+            sd.insert(
+                *k,
+                Tensor::<Cpu>::full([2], j as f64, vars_core::DType::F32, &DEV).unwrap(),
+            );
+        }
+        for k in meta_order {
+            sd.metadata_mut().insert(format!("m{k}"), format!("v{k}"));
+        }
+        let path = dir.path().join(format!("{i}.safetensors"));
+        sd.save(&path).unwrap();
+        files.push(std::fs::read(&path).unwrap());
+    }
+    assert_eq!(files[0], files[1]);
+}

@@ -27,7 +27,7 @@ use super::atomic::write_atomically;
 use super::StateDict;
 use crate::{Result, VitError};
 use memmap2::Mmap;
-use safetensors::tensor::{Metadata, TensorInfo};
+use safetensors::tensor::TensorInfo;
 use safetensors::{Dtype, SafeTensorError, SafeTensors};
 use std::collections::HashMap;
 use std::fs::File;
@@ -230,15 +230,23 @@ impl<B: Backend> StateDict<B> {
             ));
             offset = end;
         }
-        let user_meta = (!self.metadata().is_empty()).then(|| {
-            self.metadata()
+        // The header is built as a JSON object in a fixed order (metadata keys sorted, tensors in
+        // data order), so equal state dicts give byte-identical files.
+        let mut object = serde_json::Map::new();
+        if !self.metadata().is_empty() {
+            let meta: serde_json::Map<String, serde_json::Value> = self
+                .metadata()
                 .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect::<HashMap<_, _>>()
-        });
-        let header = Metadata::new(user_meta, infos)
-            .map_err(|e| invalid(format!("cannot build the header: {e}")))?;
-        let mut header = serde_json::to_vec(&header)
+                .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+                .collect();
+            object.insert("__metadata__".into(), serde_json::Value::Object(meta));
+        }
+        for (name, info) in infos {
+            let value = serde_json::to_value(&info)
+                .map_err(|e| invalid(format!("cannot encode the header entry `{name}`: {e}")))?;
+            object.insert(name, value);
+        }
+        let mut header = serde_json::to_vec(&serde_json::Value::Object(object))
             .map_err(|e| invalid(format!("cannot encode the header: {e}")))?;
         header.resize(header.len().next_multiple_of(N_LEN), b' ');
         if header.len() > MAX_HEADER {
