@@ -35,8 +35,8 @@ fn forward(c: &mut Criterion) {
     let x = Tensor::<Cpu>::randn([BATCH, 3, 224, 224], DType::F32, 1, &CpuDevice).unwrap();
     for kind in AttentionKind::ALL {
         let cfg = ModelConfig::rvt_tiny(kind);
-        let model =
-            PoolingTransformer::<Cpu>::new(&cfg, &mut Init::new(&CpuDevice, DType::F32, 0)).unwrap();
+        let model = PoolingTransformer::<Cpu>::new(&cfg, &mut Init::new(&CpuDevice, DType::F32, 0))
+            .unwrap();
         group.bench_function(BenchmarkId::from_parameter(name(kind)), |b| {
             b.iter(|| black_box(model.forward(&x, Mode::Eval).unwrap()))
         });

@@ -1,0 +1,27 @@
+//! `vars-data`: the data side of the VARS reproduction.
+//!
+//! - [`corruptions`]: the ImageNet-C / CIFAR-10-C corruptions (15 benchmark + 4 extras, severities
+//!   1–5, both parameter tables, the size rule for other sizes and grey images), implemented
+//!   natively after `/work/shared/docs/robustness-protocol.md` §1–§3 (see `docs/corruptions.md`);
+//! - [`mce`]: CE, mCE, relative mCE and the CIFAR-10-C mean error (protocol §4);
+//! - [`make_c`]: writes a corrupted copy of a data set (ImageNet-C folder layout, or one IDX
+//!   file per corruption and severity), in parallel;
+//! - [`rng`]: the documented seeding scheme (per corruption, severity and image);
+//! - [`io`], [`idx`], [`Image`]: PNG/JPEG and IDX reading and writing;
+//! - [`assets`]: the frost textures (Apache-2.0), embedded.
+//!
+//! Library code returns [`Error`] on bad input instead of panicking.
+
+pub mod assets;
+pub mod corruptions;
+mod error;
+pub mod idx;
+mod image;
+pub mod io;
+pub mod make_c;
+pub mod mce;
+pub mod rng;
+
+pub use corruptions::{corrupt, Corruption, ParamSet, Params};
+pub use error::{Error, Result};
+pub use image::{Image, MAX_SIDE};
