@@ -265,6 +265,9 @@ pub struct ModelConfig {
     pub vars_s: VarsSOptions,
     /// The patch embedding (RVT's by default).
     pub stem: Stem,
+    /// Ablation (not in the reference): every block's attention branch outputs zero, keeping the
+    /// MLPs — the "attention-ablated twin" of a model. Off by default.
+    pub ablate_attention: bool,
 }
 
 impl ModelConfig {
@@ -289,6 +292,7 @@ impl ModelConfig {
             vars: VarsOptions::official(),
             vars_s: VarsSOptions::default(),
             stem: Stem::Rvt,
+            ablate_attention: false,
         }
     }
 
@@ -317,6 +321,7 @@ impl ModelConfig {
             vars: VarsOptions::official(),
             vars_s: VarsSOptions::default(),
             stem: Stem::Patchify { patch: 4 },
+            ablate_attention: false,
         }
     }
 

@@ -193,6 +193,7 @@ impl<B: Backend> PoolingTransformer<B> {
                     use_mask: config.use_mask && s == 0 && i < config.masked_block,
                     extra_tokens: 0,
                     linear_mlp: false,
+                    ablate_attention: config.ablate_attention,
                 };
                 blocks.push(Block::new(init, &spec, &config.vars, &config.vars_s)?);
                 index += 1;

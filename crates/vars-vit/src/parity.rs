@@ -376,6 +376,7 @@ fn parse_entry(name: &str, e: &Value, g: &Value) -> Result<FixtureSpec> {
                     use_mask: false,
                     extra_tokens: 0,
                     linear_mlp: false,
+                    ablate_attention: false,
                 },
                 vars,
             })

@@ -203,6 +203,7 @@ impl<B: Backend> VisionTransformer<B> {
                 use_mask: false,
                 extra_tokens: config.extra_tokens(),
                 linear_mlp: true,
+                ablate_attention: false,
             };
             blocks.push(Block::new(init, &spec, &config.vars, &config.vars_s)?);
         }

@@ -287,3 +287,43 @@ fn grid_bound_models_resize_to_another_valid_size() {
         assert!(m.resize(112).is_err(), "{kind}");
     }
 }
+
+/// The attention-ablated twin: its output ignores every attention parameter, and differs from
+/// the full model.
+#[test]
+fn ablated_attention_ignores_the_attention_branch() {
+    use vars_vit::params::Parameters;
+    for kind in AttentionKind::ALL {
+        let mut cfg = ModelConfig::small_image(kind, 28, 1, 10);
+        cfg.depth = vec![2];
+        let full = build(&cfg).unwrap();
+        cfg.ablate_attention = true;
+        let mut ablated = build(&cfg).unwrap();
+        let x = Tensor::<Cpu>::randn([2, 1, 28, 28], DType::F32, 4, &CpuDevice).unwrap();
+        let before = ablated
+            .forward(&x, Mode::Eval)
+            .unwrap()
+            .to_vec::<f32>()
+            .unwrap();
+        assert_ne!(
+            before,
+            full.forward(&x, Mode::Eval)
+                .unwrap()
+                .to_vec::<f32>()
+                .unwrap(),
+            "{kind}"
+        );
+        // Scramble the attention's parameters (VARS-S: its value map and spectra).
+        ablated.visit_mut(&mut |name, t| {
+            if name.contains(".attn.") || name.ends_with(".v.weight") || name.ends_with(".kernel") {
+                *t = t.mul_scalar(3.0).unwrap();
+            }
+        });
+        let after = ablated
+            .forward(&x, Mode::Eval)
+            .unwrap()
+            .to_vec::<f32>()
+            .unwrap();
+        assert_eq!(before, after, "{kind}");
+    }
+}

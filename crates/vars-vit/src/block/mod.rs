@@ -42,6 +42,8 @@ pub struct BlockSpec {
     pub extra_tokens: usize,
     /// The linear (timm ViT) MLP instead of RVT's choice by width.
     pub linear_mlp: bool,
+    /// Ablation: the attention branch outputs zero (see [`PreNormBlock::ablate_attention`]).
+    pub ablate_attention: bool,
 }
 
 /// The pre-norm block (names `norm1`, `attn`, `norm2`, `mlp`).
@@ -57,13 +59,21 @@ pub struct PreNormBlock<B: Backend> {
     pub mlp: Mlp<B>,
     /// Stochastic-depth rate.
     pub drop_path: f64,
+    /// Ablation: the attention branch outputs zero, `x ← x + 0`, then the MLP as usual — the
+    /// "attention-ablated twin" that shows what attention contributes. Off by default; the
+    /// parameters stay (and get no gradient).
+    pub ablate_attention: bool,
 }
 
 impl<B: Backend> PreNormBlock<B> {
     /// `(B, N, C)` → `(B, N, C)`; `stream` seeds this block's DropPath draws in train mode.
     pub fn forward(&self, x: &Tensor<B>, mode: Mode, stream: u64) -> Result<Tensor<B>> {
-        let a = self.attn.forward(&self.norm1.forward(x)?)?;
-        let x = x.add(&drop_path(&a, self.drop_path, mode, 2 * stream)?)?;
+        let x = if self.ablate_attention {
+            x.clone()
+        } else {
+            let a = self.attn.forward(&self.norm1.forward(x)?)?;
+            x.add(&drop_path(&a, self.drop_path, mode, 2 * stream)?)?
+        };
         let m = self.mlp.forward(&self.norm2.forward(&x)?, mode)?;
         Ok(x.add(&drop_path(&m, self.drop_path, mode, 2 * stream + 1)?)?)
     }
@@ -111,14 +121,16 @@ impl<B: Backend> Block<B> {
                 ))
             }
             AttentionKind::VarsS => {
-                return Ok(Block::VarsS(Box::new(VarsSBlock::new(
+                let mut block = VarsSBlock::new(
                     init,
                     spec.dim,
                     spec.grid,
                     spec.mlp_hidden,
                     spec.drop_path,
                     *vars_s,
-                )?)))
+                )?;
+                block.ablate_attention = spec.ablate_attention;
+                return Ok(Block::VarsS(Box::new(block)));
             }
             AttentionKind::SelfAttention => Attention::Softmax(SoftmaxAttention::new(
                 init,
@@ -156,6 +168,7 @@ impl<B: Backend> Block<B> {
             norm2,
             mlp,
             drop_path: spec.drop_path,
+            ablate_attention: spec.ablate_attention,
         })))
     }
 

@@ -95,6 +95,9 @@ pub struct VarsSBlock<B: Backend> {
     options: VarsSOptions,
     /// The transform matrices in the parameters' dtype.
     dft: Dft<B>,
+    /// Ablation: the sparse-coding branch contributes zero (`x ← x`, then the MLP), so a model
+    /// shows what its attention contributes. Off by default; parameters are unchanged.
+    pub ablate_attention: bool,
 }
 
 /// The constant real matrices of `F` and `F⁻¹` on the flattened `S×S` grid.
@@ -283,6 +286,7 @@ impl<B: Backend> VarsSBlock<B> {
             drop_path,
             options,
             dft,
+            ablate_attention: false,
         })
     }
 
@@ -421,6 +425,15 @@ impl<B: Backend> VarsSBlock<B> {
     /// Tokens `x: (B, N, C)` with `N = grid²` → `(B, N, C)` (vars-spec §3.5 steps 1–9).
     /// `stream` seeds this block's two DropPath draws (`2·stream`, `2·stream + 1`) in train mode.
     pub fn forward(&self, x: &Tensor<B>, mode: Mode, stream: u64) -> Result<Tensor<B>> {
+        if self.ablate_attention {
+            self.check_tokens(x)?;
+            let y = self
+                .norm2
+                .forward(&x.transpose(1, 2)?, mode)?
+                .transpose(1, 2)?;
+            let m = self.mlp.forward(&y, mode)?;
+            return Ok(x.add(&drop_path(&m, self.drop_path, mode, 2 * stream + 1)?)?);
+        }
         let state = self.code_internal(x, false)?;
         let r = self.reconstruct_internal(&state.codes, &state.spectral, &state.dft)?;
         // BN₁ over (B, C, N), then proj over the tokens (B, N, C).
