@@ -58,6 +58,11 @@ pub enum Error {
     #[error("data set `{path}`: {message}")]
     Dataset { path: PathBuf, message: String },
 
+    /// A data-pipeline request that cannot be served (batch index out of range, inconsistent
+    /// sample shapes, a normalisation that does not fit the images, …).
+    #[error("data pipeline: {0}")]
+    Pipeline(String),
+
     /// Inconsistent or missing numbers in an mCE computation.
     #[error("mCE: {0}")]
     Mce(String),

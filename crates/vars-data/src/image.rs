@@ -171,6 +171,19 @@ impl Image {
     /// longer side becomes `⌊side·long/short⌋`), with PIL's antialiased bilinear filter and its
     /// 8-bit fixed-point rounding. This is the ImageNet-C pipeline's first step (protocol §1).
     pub fn resize_shorter_side(&self, side: usize) -> Result<Image> {
+        self.resize_shorter_side_with(
+            side,
+            crate::corruptions::helpers::resample::PilFilter::Bilinear,
+        )
+    }
+
+    /// [`Image::resize_shorter_side`] with another PIL filter (torchvision's `Resize(side,
+    /// interpolation)` on a PIL image; the training pipeline's evaluation resize is bicubic).
+    pub fn resize_shorter_side_with(
+        &self,
+        side: usize,
+        filter: crate::corruptions::helpers::resample::PilFilter,
+    ) -> Result<Image> {
         if side == 0 {
             return Err(Error::InvalidImage(
                 "resize to a shorter side of 0 pixels".into(),
@@ -182,11 +195,7 @@ impl Image {
         } else {
             ((side as f64 * w as f64 / h as f64) as usize, side)
         };
-        self.resize(
-            nw.max(1),
-            nh.max(1),
-            crate::corruptions::helpers::resample::PilFilter::Bilinear,
-        )
+        self.resize(nw.max(1), nh.max(1), filter)
     }
 
     /// Resizes to `width × height` with one of PIL's filters (8-bit fixed point, as

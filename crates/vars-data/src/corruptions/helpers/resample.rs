@@ -1,5 +1,5 @@
 //! Resampling with the reference libraries' exact conventions:
-//! PIL `resize` (BOX, BILINEAR, 8-bit fixed point), OpenCV `resize(INTER_LINEAR)` on 8-bit
+//! PIL `resize` (BOX, BILINEAR, BICUBIC, 8-bit fixed point), OpenCV `resize(INTER_LINEAR)` on 8-bit
 //! images (11-bit fixed point), `getAffineTransform` + `warpAffine` (bilinear on OpenCV's 1/32
 //! pixel grid, reflect-101), SciPy `map_coordinates(order=1, mode='reflect')`.
 
@@ -13,6 +13,9 @@ pub enum PilFilter {
     Box,
     /// `Image.BILINEAR`: triangle, support 1 (antialiased when shrinking).
     Bilinear,
+    /// `Image.BICUBIC`: Keys' cubic convolution with `a = −0.5`, support 2 (antialiased when
+    /// shrinking) — torchvision's `InterpolationMode.BICUBIC` on PIL images.
+    Bicubic,
 }
 
 impl PilFilter {
@@ -20,6 +23,7 @@ impl PilFilter {
         match self {
             PilFilter::Box => 0.5,
             PilFilter::Bilinear => 1.0,
+            PilFilter::Bicubic => 2.0,
         }
     }
 
@@ -36,6 +40,18 @@ impl PilFilter {
                 let x = x.abs();
                 if x < 1.0 {
                     1.0 - x
+                } else {
+                    0.0
+                }
+            }
+            PilFilter::Bicubic => {
+                // PIL's bicubic_filter, a = −0.5
+                const A: f64 = -0.5;
+                let x = x.abs();
+                if x < 1.0 {
+                    ((A + 2.0) * x - (A + 3.0)) * x * x + 1.0
+                } else if x < 2.0 {
+                    (((x - 5.0) * x + 8.0) * x - 4.0) * A
                 } else {
                     0.0
                 }
