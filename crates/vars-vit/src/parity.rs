@@ -508,13 +508,7 @@ pub fn check_fixture<B: Backend>(
             compared.insert("labels".into());
             let loss = cross_entropy(&logits, Target::Labels(labels), 0.0)?;
             let grads = loss.backward()?;
-            let mut grads_of = Vec::new();
-            model.visit(&mut |n, t, kind| {
-                if kind == ParamKind::Trainable {
-                    grads_of.push((format!("grad.{n}"), grads.get(t).cloned()));
-                }
-            });
-            grads_of.push(("grad.input".to_string(), grads.get(&input).cloned()));
+            let grads_of = fixture_gradients(&model, &grads, &input);
             let train_logits = if file.contains_key("logits_train") {
                 if cfg.drop_path_rate > 0.0 {
                     report.problems.push(format!(
@@ -552,13 +546,7 @@ pub fn check_fixture<B: Backend>(
                 .collect();
             let w = Tensor::from_vec(w, out.dims().to_vec(), device)?.to_dtype(out.dtype())?;
             let grads = out.backward_with(&w)?;
-            let mut grads_of = Vec::new();
-            block.visit(&mut |n, t, kind| {
-                if kind == ParamKind::Trainable {
-                    grads_of.push((format!("grad.{n}"), grads.get(t).cloned()));
-                }
-            });
-            grads_of.push(("grad.input".to_string(), grads.get(&input).cloned()));
+            let grads_of = fixture_gradients(&block, &grads, &input);
             let gelu = vars.shrink == Shrink::Gelu
                 && matches!(spec.attention, AttentionKind::VarsD | AttentionKind::VarsSd);
             ("output", out, grads_of, None, Vec::new(), gelu)
@@ -655,6 +643,23 @@ pub fn check_fixture<B: Backend>(
     }
     apply_outlier_rules(&mut report, gelu);
     Ok(report)
+}
+
+/// `grad.<name>` for every trainable tensor of `module`, then `grad.input`: the fixture keys of
+/// the gradients, with this run's gradient when the loss reached the tensor.
+fn fixture_gradients<B: Backend>(
+    module: &impl Parameters<Autodiff<B>>,
+    grads: &vars_core::GradStore<Autodiff<B>>,
+    input: &Tensor<Autodiff<B>>,
+) -> Vec<(String, Option<Tensor<Autodiff<B>>>)> {
+    let mut out = Vec::new();
+    module.visit(&mut |n, t, kind| {
+        if kind == ParamKind::Trainable {
+            out.push((format!("grad.{n}"), grads.get(t).cloned()));
+        }
+    });
+    out.push(("grad.input".to_string(), grads.get(input).cloned()));
+    out
 }
 
 fn missing(path: &Path, key: &str) -> VitError {

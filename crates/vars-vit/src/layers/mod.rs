@@ -335,10 +335,17 @@ impl<B: Backend> BatchNorm<B> {
     /// Normalises `x: (B, C, …)` per channel; in train mode also updates the running statistics.
     pub fn forward(&self, x: &Tensor<B>, mode: Mode) -> Result<Tensor<B>> {
         let mut running = self.lock();
+        // The counter lives on the device as the state dict's I64 scalar; read it back only when
+        // a train-mode forward is about to increment it (eval forwards never touch the host).
+        let num_batches_tracked = if mode.is_train() {
+            running.count.to_vec::<i64>()?.first().copied().unwrap_or(0)
+        } else {
+            0
+        };
         let stats = BatchNormStats {
             running_mean: running.mean.clone(),
             running_var: running.var.clone(),
-            num_batches_tracked: running.count.to_vec::<i64>()?.first().copied().unwrap_or(0),
+            num_batches_tracked,
         };
         let (y, new) = nn::batch_norm(
             x,
