@@ -90,8 +90,61 @@ pub static RNG: KernelSource = KernelSource {
     entry_points: rng_entries,
 };
 
+/// `reduce_<op>_<t>`: sum/max/min/argmax/argmin, one thread block per output element
+/// (deterministic); see `reduce.rs`.
+pub static REDUCE: KernelSource = KernelSource {
+    name: "reduce",
+    file: "reduce.cu",
+    source: module_source!("reduce.cu"),
+    entry_points: crate::reduce::entries,
+};
+
+/// `where_cond`, `index_select`, `index_add`; see `index.rs`.
+pub static INDEX: KernelSource = KernelSource {
+    name: "index",
+    file: "index.cu",
+    source: module_source!("index.cu"),
+    entry_points: crate::index::entries,
+};
+
+/// `unfold2d` (im2col) and `fold2d` (col2im); see `window.rs`.
+pub static WINDOW: KernelSource = KernelSource {
+    name: "window",
+    file: "window.cu",
+    source: module_source!("window.cu"),
+    entry_points: crate::window::entries,
+};
+
+/// The tiled batched GEMM used when cuBLAS does not load; see `matmul.rs`.
+pub static GEMM: KernelSource = KernelSource {
+    name: "gemm",
+    file: "gemm.cu",
+    source: module_source!("gemm.cu"),
+    entry_points: crate::matmul::entries,
+};
+
+/// The fused sparse-coding loop (`vars_core::sparse::unrolled_ista`) and its backward; see
+/// `sparse_coding.rs`.
+pub static SPARSE_CODING: KernelSource = KernelSource {
+    name: "sparse_coding",
+    file: "sparse_coding.cu",
+    source: module_source!("sparse_coding.cu"),
+    entry_points: crate::sparse_coding::entries,
+};
+
 /// Every kernel module of the crate.
-pub static KERNELS: &[&KernelSource] = &[&FILL, &COPY, &UNARY, &BINARY, &RNG];
+pub static KERNELS: &[&KernelSource] = &[
+    &FILL,
+    &COPY,
+    &UNARY,
+    &BINARY,
+    &RNG,
+    &REDUCE,
+    &INDEX,
+    &WINDOW,
+    &GEMM,
+    &SPARSE_CODING,
+];
 
 /// Looks a module up by name.
 pub fn module(name: &str) -> Option<&'static KernelSource> {
@@ -375,7 +428,7 @@ mod tests {
 
     #[test]
     fn registry_is_complete_and_unique() {
-        assert_eq!(KERNELS.len(), 5);
+        assert_eq!(KERNELS.len(), 10);
         let mut all: Vec<String> = KERNELS.iter().flat_map(|k| k.entry_points()).collect();
         let n = all.len();
         all.sort();

@@ -45,9 +45,14 @@ pub mod cache;
 pub mod compile;
 pub mod device;
 pub mod error;
+mod index;
 pub mod kernels;
+mod matmul;
 pub mod probe;
+mod reduce;
+mod sparse_coding;
 pub mod storage;
+mod window;
 
 pub use cache::{cache_key, CacheKey, KernelCache};
 pub use compile::{

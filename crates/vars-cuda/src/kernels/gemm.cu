@@ -1,0 +1,1 @@
+#line 2 "gemm.cu"
