@@ -5,9 +5,10 @@
 //! contiguous storage. The op *vocabulary* is deliberately small (elementwise unary and binary,
 //! reductions, batched matmul, gather/scatter, copies): the tensor layer composes everything else
 //! and the autodiff layer differentiates it. Fused kernels plug in through [`crate::CustomOp`];
-//! the few that every backend should be able to override (the sparse-coding loop of spec §1.3 /
-//! §3.3) have an optional hook here whose default answers "no fused kernel" (`Ok(None)`), so the
-//! op falls back to its composite of the ops above.
+//! the few that every backend should be able to override (softmax and layer norm along the last
+//! dim, the sparse-coding loop of spec §1.3 / §3.3) have an optional hook here whose default
+//! answers "no fused kernel" (`Ok(None)`), so the op falls back to its composite of the ops
+//! above.
 //!
 //! Contract that every implementation honours (the shared suite in `vars_core::testing` checks it):
 //! - binary ops receive layouts of *equal shape* (the tensor layer broadcasts with stride-0 views);
@@ -291,6 +292,61 @@ pub trait Backend: Sized + Clone + Copy + Debug + Default + Send + Sync + 'stati
     ) -> Result<Self::Storage>;
 
     // ---- optional fused kernels (default: none, the op uses its composite) -------------------
+    /// Fused softmax (`log = false`) or log-softmax (`log = true`) along the **last** dim of the
+    /// view ([`crate::nn::softmax`], spec §0): max-subtracted, one pass per row. The output is
+    /// contiguous, of the view's shape. `Ok(None)` (the default) means "no fused kernel".
+    fn softmax_last_dim(
+        x: &Self::Storage,
+        layout: &Layout,
+        log: bool,
+    ) -> Result<Option<Self::Storage>> {
+        let _ = (x, layout, log);
+        Ok(None)
+    }
+
+    /// The vector-Jacobian product of [`Backend::softmax_last_dim`] from the forward's output
+    /// `y` and the output gradient `grad` (same shape, any layouts): softmax
+    /// `y ⊙ (g − Σ g⊙y)`, log-softmax `g − exp(y)·Σ g`, sums along the last dim. Contiguous
+    /// output; `Ok(None)` (the default) means "not implemented".
+    fn softmax_last_dim_backward(
+        y: &Self::Storage,
+        y_layout: &Layout,
+        grad: &Self::Storage,
+        grad_layout: &Layout,
+        log: bool,
+    ) -> Result<Option<Self::Storage>> {
+        let _ = (y, y_layout, grad, grad_layout, log);
+        Ok(None)
+    }
+
+    /// The normalisation of layer norm along the **last** dim ([`crate::nn::layer_norm`]): returns
+    /// `x̂ = (x − mean) / sqrt(var + eps)` (biased variance; contiguous, the view's shape) and
+    /// `rstd = 1 / sqrt(var + eps)` (contiguous, the view's shape with the last dim 1). The affine
+    /// part stays with the caller. `Ok(None)` (the default) means "no fused kernel".
+    fn layer_norm_last_dim(
+        x: &Self::Storage,
+        layout: &Layout,
+        eps: f64,
+    ) -> Result<Option<(Self::Storage, Self::Storage)>> {
+        let _ = (x, layout, eps);
+        Ok(None)
+    }
+
+    /// The vector-Jacobian product of the normalisation from the forward's `x̂` and `rstd` and the
+    /// gradient `grad` reaching `x̂`: `rstd ⊙ (g − mean(g) − x̂ ⊙ mean(g ⊙ x̂))`, means along the
+    /// last dim. Contiguous output; `Ok(None)` (the default) means "not implemented".
+    fn layer_norm_last_dim_backward(
+        xhat: &Self::Storage,
+        xhat_layout: &Layout,
+        rstd: &Self::Storage,
+        rstd_layout: &Layout,
+        grad: &Self::Storage,
+        grad_layout: &Layout,
+    ) -> Result<Option<Self::Storage>> {
+        let _ = (xhat, xhat_layout, rstd, rstd_layout, grad, grad_layout);
+        Ok(None)
+    }
+
     /// The fused sparse-coding loop ([`crate::sparse::unrolled_ista`], spec §3.3 steps 8–9):
     /// `A ← A0; T times: A ← shrink(A − (G·A − b)/L, λ/L)`, per batch entry.
     ///

@@ -18,6 +18,7 @@
 //! | `reduce` | sum/max/min/argmax/argmin (deterministic, see its docs) |
 //! | `matmul` / [`gemm`] | batched matmul over strided views; the single GEMM seam |
 //! | `index` | `index_select` / `index_add` |
+//! | `rows` | fused softmax / log-softmax and layer-norm normalisation along the last dim, with backwards |
 //! | `sparse_coding` | the fused sparse-coding loop (`vars_core::sparse::unrolled_ista`) and its exact backward |
 //!
 //! Parallelism: elementwise ops split outputs into chunks above 16k elements; reductions split
@@ -31,6 +32,7 @@ mod index;
 mod matmul;
 pub mod ndarray_interop;
 mod reduce;
+mod rows;
 mod scalar;
 mod sparse_coding;
 pub mod special;
@@ -206,6 +208,40 @@ impl Backend for Cpu {
         output_hw: (usize, usize),
     ) -> Result<CpuStorage> {
         window::fold2d(storage, layout, window, output_hw)
+    }
+
+    fn softmax_last_dim(x: &CpuStorage, layout: &Layout, log: bool) -> Result<Option<CpuStorage>> {
+        rows::softmax_last_dim(x, layout, log).map(Some)
+    }
+
+    fn softmax_last_dim_backward(
+        y: &CpuStorage,
+        y_layout: &Layout,
+        grad: &CpuStorage,
+        grad_layout: &Layout,
+        log: bool,
+    ) -> Result<Option<CpuStorage>> {
+        rows::softmax_last_dim_backward(y, y_layout, grad, grad_layout, log).map(Some)
+    }
+
+    fn layer_norm_last_dim(
+        x: &CpuStorage,
+        layout: &Layout,
+        eps: f64,
+    ) -> Result<Option<(CpuStorage, CpuStorage)>> {
+        rows::layer_norm_last_dim(x, layout, eps).map(Some)
+    }
+
+    fn layer_norm_last_dim_backward(
+        xhat: &CpuStorage,
+        xhat_layout: &Layout,
+        rstd: &CpuStorage,
+        rstd_layout: &Layout,
+        grad: &CpuStorage,
+        grad_layout: &Layout,
+    ) -> Result<Option<CpuStorage>> {
+        rows::layer_norm_last_dim_backward(xhat, xhat_layout, rstd, rstd_layout, grad, grad_layout)
+            .map(Some)
     }
 
     fn unrolled_ista_forward(

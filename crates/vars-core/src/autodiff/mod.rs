@@ -177,6 +177,35 @@ impl<B: Backend> Backend for Autodiff<B> {
     ) -> Result<Self::Storage> {
         B::fold2d(s, l, w, hw)
     }
+    fn softmax_last_dim(x: &Self::Storage, l: &Layout, log: bool) -> Result<Option<Self::Storage>> {
+        B::softmax_last_dim(x, l, log)
+    }
+    fn softmax_last_dim_backward(
+        y: &Self::Storage,
+        yl: &Layout,
+        g: &Self::Storage,
+        gl: &Layout,
+        log: bool,
+    ) -> Result<Option<Self::Storage>> {
+        B::softmax_last_dim_backward(y, yl, g, gl, log)
+    }
+    fn layer_norm_last_dim(
+        x: &Self::Storage,
+        l: &Layout,
+        eps: f64,
+    ) -> Result<Option<(Self::Storage, Self::Storage)>> {
+        B::layer_norm_last_dim(x, l, eps)
+    }
+    fn layer_norm_last_dim_backward(
+        xhat: &Self::Storage,
+        xl: &Layout,
+        rstd: &Self::Storage,
+        rl: &Layout,
+        g: &Self::Storage,
+        gl: &Layout,
+    ) -> Result<Option<Self::Storage>> {
+        B::layer_norm_last_dim_backward(xhat, xl, rstd, rl, g, gl)
+    }
     fn unrolled_ista_forward(
         cfg: &crate::sparse::UnrolledIsta,
         g: &Self::Storage,

@@ -1,8 +1,16 @@
 //! Layer norm and batch norm with PyTorch's semantics (spec §0): biased variance inside the
 //! normalisation; for batch norm in training, a running-statistics update with the *unbiased*
 //! variance, `running = (1 − momentum)·running + momentum·batch_stat`.
+//!
+//! Layer norm's normalisation `x̂ = (x − μ)/√(σ² + eps)` first asks the backend for its fused row
+//! kernel ([`Backend::layer_norm_last_dim`]); under autodiff it is one graph node whose backward
+//! is the closed form `rstd ⊙ (g − mean(g) − x̂ ⊙ mean(g ⊙ x̂))` (fused too when the backend has
+//! [`Backend::layer_norm_last_dim_backward`]). The affine part is ordinary tensor ops.
 
-use crate::{no_grad, Backend, Error, Result, Tensor};
+use std::sync::Arc;
+
+use crate::autodiff::is_grad_enabled;
+use crate::{no_grad, Backend, CustomBackward, CustomOp, Error, Result, Tensor};
 
 /// LayerNorm over the last dim: `(x − μ)/√(σ² + eps)·weight + bias`, σ² biased.
 pub fn layer_norm<B: Backend>(
@@ -27,9 +35,16 @@ pub fn layer_norm<B: Backend>(
             });
         }
     }
-    let centred = x.sub(&x.mean(&[d], true)?)?;
-    let var = centred.sqr()?.mean(&[d], true)?;
-    let mut y = centred.div(&var.add_scalar(eps)?.sqrt()?)?;
+    let mut y = if x.elem_count() == 0 {
+        normalize_composite(x, eps)?.0
+    } else if B::TRACKS_GRADIENTS && is_grad_enabled() && x.is_tracked() {
+        Tensor::apply_custom(&LayerNormOp { eps }, &[x])?
+    } else {
+        match B::layer_norm_last_dim(x.storage(), x.layout(), eps)? {
+            Some((xhat, _)) => Tensor::from_storage(xhat, x.shape().clone())?,
+            None => normalize_composite(x, eps)?.0,
+        }
+    };
     if let Some(w) = weight {
         y = y.mul(w)?;
     }
@@ -37,6 +52,72 @@ pub fn layer_norm<B: Backend>(
         y = y.add(b)?;
     }
     Ok(y)
+}
+
+/// The normalisation from tensor ops: `(x̂, rstd)` along the last dim.
+fn normalize_composite<B: Backend>(x: &Tensor<B>, eps: f64) -> Result<(Tensor<B>, Tensor<B>)> {
+    let d = x.rank() - 1;
+    let centred = x.sub(&x.mean(&[d], true)?)?;
+    let std = centred.sqr()?.mean(&[d], true)?.add_scalar(eps)?.sqrt()?;
+    Ok((centred.div(&std)?, std.recip()?))
+}
+
+/// Layer norm's normalisation as one autodiff node.
+struct LayerNormOp {
+    eps: f64,
+}
+
+impl<B: Backend> CustomOp<B> for LayerNormOp {
+    fn name(&self) -> &str {
+        "layer_norm"
+    }
+
+    fn forward(&self, inputs: &[Tensor<B>]) -> Result<(Tensor<B>, Arc<dyn CustomBackward<B>>)> {
+        let x = inputs.first().ok_or_else(|| Error::CustomOp {
+            name: "layer_norm".into(),
+            msg: "expected one input".into(),
+        })?;
+        let (xhat, rstd) = match B::layer_norm_last_dim(x.storage(), x.layout(), self.eps)? {
+            Some((xhat, rstd)) => {
+                let mut stat_dims = x.dims().to_vec();
+                if let Some(last) = stat_dims.last_mut() {
+                    *last = 1;
+                }
+                (
+                    Tensor::from_storage(xhat, x.shape().clone())?,
+                    Tensor::from_storage(rstd, stat_dims)?,
+                )
+            }
+            None => normalize_composite(x, self.eps)?,
+        };
+        let saved = xhat.clone();
+        let backward = move |grad: &Tensor<B>| -> Result<Vec<Option<Tensor<B>>>> {
+            Ok(vec![Some(layer_norm_vjp(&saved, &rstd, grad)?)])
+        };
+        Ok((xhat, Arc::new(backward)))
+    }
+}
+
+/// `rstd ⊙ (g − mean(g) − x̂ ⊙ mean(g ⊙ x̂))` along the last dim.
+fn layer_norm_vjp<B: Backend>(
+    xhat: &Tensor<B>,
+    rstd: &Tensor<B>,
+    grad: &Tensor<B>,
+) -> Result<Tensor<B>> {
+    if let Some(s) = B::layer_norm_last_dim_backward(
+        xhat.storage(),
+        xhat.layout(),
+        rstd.storage(),
+        rstd.layout(),
+        grad.storage(),
+        grad.layout(),
+    )? {
+        return Tensor::from_storage(s, xhat.shape().clone());
+    }
+    let d = xhat.rank() - 1;
+    let mean_g = grad.mean(&[d], true)?;
+    let mean_gx = grad.mul(xhat)?.mean(&[d], true)?;
+    grad.sub(&mean_g)?.sub(&xhat.mul(&mean_gx)?)?.mul(rstd)
 }
 
 /// Running statistics of a batch-norm layer. `num_batches_tracked` mirrors PyTorch's buffer.
