@@ -4,6 +4,11 @@
 //!   `benches/` and prints one table per benchmark group, with each entry's time and its speed
 //!   ratio against the group's first entry, measured in the same run.
 //! - `cargo xtask ci`: runs what `.ci/run` runs (tests, fmt, clippy).
+//! - `cargo xtask gpu-check [--dry-run | --build-only]`: builds the CUDA check harness (tests,
+//!   official parity on CUDA, timings) into `target/gpu-harness/` and runs it on this machine's
+//!   GPU; see [`gpu_check`].
+
+mod gpu_check;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -13,9 +18,11 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("bench") => bench(&args[1..]),
         Some("ci") => run_script(&root().join(".ci/run")),
+        Some("gpu-check") => gpu_check::gpu_check(&root(), &args[1..]),
         _ => {
             eprintln!(
-                "usage:\n  cargo xtask bench [FILTER] [--features F] [--quick]\n  cargo xtask ci"
+                "usage:\n  cargo xtask bench [FILTER] [--features F] [--quick]\n  cargo xtask ci\n  \
+                 cargo xtask gpu-check [--dry-run | --build-only]"
             );
             return ExitCode::from(2);
         }

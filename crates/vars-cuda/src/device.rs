@@ -37,6 +37,8 @@ struct Inner {
     compiler: KernelCompiler,
     modules: Mutex<HashMap<&'static str, Arc<CudaModule>>>,
     functions: Mutex<HashMap<(&'static str, String), CudaFunction>>,
+    /// The cuBLAS handle on `stream`, created on first use by [`CudaDevice::blas`] (or why not).
+    blas: std::sync::OnceLock<std::result::Result<Arc<cudarc::cublas::CudaBlas>, String>>,
 }
 
 impl CudaDevice {
@@ -79,6 +81,7 @@ impl CudaDevice {
                 compiler: KernelCompiler::new(nvrtc, cache),
                 modules: Mutex::new(HashMap::new()),
                 functions: Mutex::new(HashMap::new()),
+                blas: std::sync::OnceLock::new(),
             }),
         })
     }
@@ -180,6 +183,30 @@ impl CudaDevice {
             .unwrap_or_else(|p| p.into_inner())
             .insert(key, f.clone());
         Ok(f)
+    }
+
+    /// The cuBLAS handle bound to [`CudaDevice::stream`], created on first use; `Err` with the
+    /// reason (kept for the device's lifetime) when libcublas does not load or the handle cannot
+    /// be created.
+    pub fn blas(&self) -> std::result::Result<&Arc<cudarc::cublas::CudaBlas>, &str> {
+        self.inner
+            .blas
+            .get_or_init(|| {
+                probe().require_cublas().map_err(|e| e.to_string())?;
+                catch_panic("cublasCreate", || {
+                    cudarc::cublas::CudaBlas::new(self.inner.stream.clone())
+                        .map(Arc::new)
+                        .map_err(|e| {
+                            CudaError::Core(vars_core::Error::Backend {
+                                backend: "cuda",
+                                msg: format!("cublasCreate failed: {e}"),
+                            })
+                        })
+                })
+                .map_err(|e| e.to_string())
+            })
+            .as_ref()
+            .map_err(|e| e.as_str())
     }
 
     /// Compiles and loads every registered module now (instead of on first use).

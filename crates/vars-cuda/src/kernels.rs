@@ -132,6 +132,15 @@ pub static SPARSE_CODING: KernelSource = KernelSource {
     entry_points: crate::sparse_coding::entries,
 };
 
+/// Softmax / log-softmax and the layer-norm normalisation along the last dim, with backwards;
+/// see `rows.rs`.
+pub static ROWS: KernelSource = KernelSource {
+    name: "rows",
+    file: "rows.cu",
+    source: module_source!("rows.cu"),
+    entry_points: crate::rows::entries,
+};
+
 /// Every kernel module of the crate.
 pub static KERNELS: &[&KernelSource] = &[
     &FILL,
@@ -144,6 +153,7 @@ pub static KERNELS: &[&KernelSource] = &[
     &WINDOW,
     &GEMM,
     &SPARSE_CODING,
+    &ROWS,
 ];
 
 /// Looks a module up by name.
@@ -428,7 +438,7 @@ mod tests {
 
     #[test]
     fn registry_is_complete_and_unique() {
-        assert_eq!(KERNELS.len(), 10);
+        assert_eq!(KERNELS.len(), 11);
         let mut all: Vec<String> = KERNELS.iter().flat_map(|k| k.entry_points()).collect();
         let n = all.len();
         all.sort();

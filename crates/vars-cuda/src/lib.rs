@@ -41,6 +41,7 @@
 //! - A fused sparse-coding kernel for the VARS attention loop, as a `CustomOp`.
 //! - f16/bf16 storage once `vars_core::DType` grows them.
 
+mod backend;
 pub mod cache;
 pub mod compile;
 pub mod device;
@@ -50,10 +51,12 @@ pub mod kernels;
 mod matmul;
 pub mod probe;
 mod reduce;
+mod rows;
 mod sparse_coding;
 pub mod storage;
 mod window;
 
+pub use backend::{fused_sparse_coding, set_fused_sparse_coding, Cuda};
 pub use cache::{cache_key, CacheKey, KernelCache};
 pub use compile::{
     compile_options, CompiledModule, ComputeCapability, KernelCompiler, ModuleImage, Nvrtc, Target,

@@ -59,11 +59,11 @@ device_element!(f64, F64);
 device_element!(i64, I64);
 
 /// Threads per block of the elementwise kernels (all grid-stride loops).
-const BLOCK: u32 = 256;
+pub(crate) const BLOCK: u32 = 256;
 /// Grid cap; larger inputs loop inside the kernel.
 const MAX_BLOCKS: u64 = 1 << 16;
 
-fn launch_config(n: usize) -> LaunchConfig {
+pub(crate) fn launch_config(n: usize) -> LaunchConfig {
     let blocks = (n as u64).div_ceil(BLOCK as u64).clamp(1, MAX_BLOCKS) as u32;
     LaunchConfig {
         grid_dim: (blocks, 1, 1),
@@ -72,7 +72,7 @@ fn launch_config(n: usize) -> LaunchConfig {
     }
 }
 
-fn unsupported(op: &'static str, dtype: DType, supported: &'static str) -> CudaError {
+pub(crate) fn unsupported(op: &'static str, dtype: DType, supported: &'static str) -> CudaError {
     CudaError::Core(vars_core::Error::UnsupportedDType {
         op,
         dtype,
@@ -81,7 +81,7 @@ fn unsupported(op: &'static str, dtype: DType, supported: &'static str) -> CudaE
 }
 
 /// Checks that `layout` stays inside a buffer of `len` elements (kernels do not bounds-check).
-fn check_bounds(op: &'static str, layout: &Layout, len: usize) -> Result<()> {
+pub(crate) fn check_bounds(op: &'static str, layout: &Layout, len: usize) -> Result<()> {
     if layout.storage_extent() > len {
         return Err(CudaError::Layout {
             op,
@@ -99,7 +99,7 @@ fn check_bounds(op: &'static str, layout: &Layout, len: usize) -> Result<()> {
 
 impl CudaDevice {
     /// `len` uninitialised elements (empty buffers need no allocation call).
-    fn alloc<T: DeviceElement>(&self, len: usize) -> Result<CudaSlice<T>> {
+    pub(crate) fn alloc<T: DeviceElement>(&self, len: usize) -> Result<CudaSlice<T>> {
         let stream = self.stream();
         if len == 0 {
             return stream.null().map_err(driver_err("cuMemAlloc"));
@@ -109,7 +109,7 @@ impl CudaDevice {
         unsafe { stream.alloc::<T>(len) }.map_err(driver_err("cuMemAlloc"))
     }
 
-    fn storage<T: DeviceElement>(&self, s: CudaSlice<T>) -> CudaStorage {
+    pub(crate) fn storage<T: DeviceElement>(&self, s: CudaSlice<T>) -> CudaStorage {
         CudaStorage {
             device: self.clone(),
             data: T::wrap(s),
@@ -238,7 +238,7 @@ impl CudaStorage {
         self.len() == 0
     }
 
-    fn slice<T: DeviceElement>(&self) -> &CudaSlice<T> {
+    pub(crate) fn slice<T: DeviceElement>(&self) -> &CudaSlice<T> {
         T::unwrap(&self.data).expect("dtype dispatched by the caller")
     }
 

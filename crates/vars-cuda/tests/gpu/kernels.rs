@@ -1,27 +1,10 @@
-//! Runs the kernels on a real GPU and compares with the CPU formulas (and `vars_core::rng`).
-//!
-//! Skips (with a message) when no CUDA device can be opened; set `VARS_REQUIRE_GPU=1` to make
-//! that a failure, as the GPU CI job should.
+//! The elementwise, copy and RNG kernels against the CPU formulas (and `vars_core::rng`).
 
-use std::sync::OnceLock;
 use vars_core::{BinaryOp, DType, Distribution, HostData, Layout, Shape, UnaryOp};
 use vars_cuda::kernels::{BINARY_OPS, UNARY_OPS};
 use vars_cuda::{CudaDevice, CudaStorage};
 
-fn device() -> Option<&'static CudaDevice> {
-    static DEVICE: OnceLock<Result<CudaDevice, String>> = OnceLock::new();
-    match DEVICE.get_or_init(|| CudaDevice::new(0).map_err(|e| e.to_string())) {
-        Ok(d) => Some(d),
-        Err(e) if std::env::var("VARS_REQUIRE_GPU").is_ok_and(|v| v == "1") => {
-            panic!("VARS_REQUIRE_GPU=1 but no CUDA device: {e}")
-        }
-        Err(e) => {
-            static ONCE: std::sync::Once = std::sync::Once::new();
-            ONCE.call_once(|| eprintln!("SKIPPED gpu_kernels (no CUDA device): {e}"));
-            None
-        }
-    }
-}
+use super::device;
 
 fn contiguous(dims: &[usize]) -> Layout {
     Layout::contiguous(Shape::new(dims.to_vec()))
