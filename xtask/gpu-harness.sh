@@ -36,10 +36,10 @@ done
 
 status=0
 echo "== tests (kernels, shared backend suite, op families, official parity fixtures)"
-timeout 420 "$here/gpu-tests" --test-threads=1 2>&1 | tee "$logs/gpu-tests.log"
+timeout 240 "$here/gpu-tests" --test-threads=4 2>&1 | tee "$logs/gpu-tests.log"
 [[ ${PIPESTATUS[0]} -eq 0 ]] || status=1
 echo "== timings"
-timeout 240 "$here/gpu-timings" 2>&1 | tee "$logs/gpu-timings.log"
+timeout 150 "$here/gpu-timings" 2>&1 | tee "$logs/gpu-timings.log"
 [[ ${PIPESTATUS[0]} -eq 0 ]] || status=1
 echo "== gpu-check finished with status $status"
 exit $status
