@@ -6,7 +6,7 @@
 #
 # Needs: an NVIDIA driver (libcuda), NVRTC 13 and cuBLAS 13 (found below in the usual CUDA 13
 # install folders and pip wheels, or already on LD_LIBRARY_PATH). Writes gpu-tests.log and
-# gpu-timings.log into LOG_DIR (default: this folder). Exit status: non-zero if any test failed.
+# gpu-parity.log and gpu-timings.log into LOG_DIR (default: this folder). Exit status: non-zero if any test failed.
 set -uo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
@@ -37,6 +37,10 @@ done
 status=0
 echo "== tests (kernels, shared backend suite, op families, official parity fixtures)"
 timeout 240 "$here/gpu-tests" --test-threads=4 2>&1 | tee "$logs/gpu-tests.log"
+[[ ${PIPESTATUS[0]} -eq 0 ]] || status=1
+echo "== official parity fixtures on CUDA (reports)"
+timeout 60 "$here/gpu-tests" --exact parity::official_fixtures_on_cuda --nocapture 2>&1 \
+    | tee "$logs/gpu-parity.log"
 [[ ${PIPESTATUS[0]} -eq 0 ]] || status=1
 echo "== timings"
 timeout 150 "$here/gpu-timings" 2>&1 | tee "$logs/gpu-timings.log"

@@ -201,7 +201,8 @@ pub trait Backend: Sized + Clone + Copy + Debug + Default + Send + Sync + 'stati
     /// Waits for all queued work on `device`.
     fn synchronize(device: &Self::Device) -> Result<()>;
     /// `len` samples from the counter-based generator of [`crate::rng`]: element `i` depends only
-    /// on `(seed, i)`, so every backend produces the same numbers.
+    /// on `(seed, i)`, so every backend produces the same numbers (bit for bit for uniform draws,
+    /// to a few ulp for normal ones, see [`crate::rng`]).
     fn random(
         device: &Self::Device,
         len: usize,

@@ -88,7 +88,10 @@ fn binary_float<T: Float>(op: BinaryOp, a: &[T], la: &Layout, b: &[T], lb: &Layo
         BinaryOp::Ge => map2(a, la, b, lb, move |x: T, y: T| indicator(x >= y, one, zero)),
         BinaryOp::SoftThreshold => map2(a, la, b, lb, move |z: T, t: T| {
             let u = z.abs() - t;
-            if u > zero {
+            if z == zero && !u.is_nan() {
+                // sign(0) = 0, also for a negative threshold.
+                zero
+            } else if u > zero {
                 if z > zero {
                     u
                 } else {

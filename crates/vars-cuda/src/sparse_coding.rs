@@ -302,8 +302,12 @@ fn smem_limit(dev: &CudaDevice, f: &CudaFunction) -> Result<usize> {
     Ok((optin.max(0) as usize).saturating_sub(fixed.max(0) as usize))
 }
 
-/// Launch configuration of a per-entry kernel with `bytes` of dynamic shared memory (raising
-/// the function's dynamic shared-memory limit to `bytes`, required above 48 KiB).
+/// Launch configuration of a per-entry kernel with `bytes` of dynamic shared memory.
+///
+/// The function's dynamic shared-memory limit (required above 48 KiB) is raised to the device's
+/// whole opt-in budget, the same value on every call, never to this launch's `bytes`: threads
+/// launching the same function concurrently must not lower the limit below another thread's
+/// launch (that race made launches fail with `CUDA_ERROR_INVALID_VALUE` on the first GPU run).
 fn entry_config(
     dev: &CudaDevice,
     f: &CudaFunction,
@@ -315,9 +319,10 @@ fn entry_config(
         dev.context()
             .bind_to_thread()
             .map_err(driver_err("cuCtxSetCurrent"))?;
+        let limit = smem_limit(dev, f)?;
         f.set_attribute(
             CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
-            bytes as i32,
+            i32::try_from(limit).unwrap_or(i32::MAX),
         )
         .map_err(driver_err("cuFuncSetAttribute"))?;
     }

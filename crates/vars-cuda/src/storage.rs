@@ -81,20 +81,34 @@ pub(crate) fn unsupported(op: &'static str, dtype: DType, supported: &'static st
 }
 
 /// Checks that `layout` stays inside a buffer of `len` elements (kernels do not bounds-check).
+/// The error is the CPU backend's, word for word, so both backends report a bad view alike.
 pub(crate) fn check_bounds(op: &'static str, layout: &Layout, len: usize) -> Result<()> {
-    if layout.storage_extent() > len {
-        return Err(CudaError::Layout {
+    // One past the largest index the view touches, with overflow checks (0 when empty).
+    let extent = if layout.elem_count() == 0 {
+        Some(0)
+    } else {
+        layout
+            .dims()
+            .iter()
+            .zip(layout.strides())
+            .try_fold(layout.offset(), |acc, (&d, &s)| {
+                (d - 1).checked_mul(s).and_then(|x| acc.checked_add(x))
+            })
+            .and_then(|last| last.checked_add(1))
+    };
+    match extent {
+        Some(e) if e <= len => Ok(()),
+        extent => Err(CudaError::Core(vars_core::Error::InvalidArgument {
             op,
+            shape: layout.shape().clone(),
             msg: format!(
-                "view {:?} (strides {:?}, offset {}) reaches element {} of a {len}-element buffer",
-                layout.dims(),
+                "view (strides {:?}, offset {}) reaches element {} but the buffer holds {len}",
                 layout.strides(),
                 layout.offset(),
-                layout.storage_extent() - 1
+                extent.map_or_else(|| "beyond usize::MAX".to_string(), |e| (e - 1).to_string()),
             ),
-        });
+        })),
     }
-    Ok(())
 }
 
 impl CudaDevice {
@@ -548,6 +562,6 @@ mod tests {
         let l = Layout::contiguous(vec![2, 3]);
         assert!(check_bounds("t", &l, 6).is_ok());
         let err = check_bounds("t", &l, 5).unwrap_err().to_string();
-        assert!(err.contains("element 5 of a 5-element buffer"), "{err}");
+        assert!(err.contains("reaches element 5 but the buffer holds 5"), "{err}");
     }
 }

@@ -128,21 +128,23 @@ pub fn random_matches_rng<B: Backend>(dev: &B::Device) -> Result<()> {
         a.iter().zip(&other).filter(|(x, y)| x == y).count() < 3,
         "seeds 42 and 43 give the same draw"
     );
-    // Same bits as the documented generator (standard normal: mean 0 + std 1 · z is exact).
+    // The documented generator (standard normal: mean 0 + std 1 · z is exact). Box–Muller goes
+    // through ln, sqrt and cos, whose last-bit rounding differs between libm and a GPU's math
+    // library (CUDA's libdevice: ≤ 1–2 ulp each), so backends agree to a few ulp, not bits.
     let want: Vec<f64> = (0..n as u64).map(|i| rng::normal(42, i)).collect();
-    assert_bits_eq("randn vs rng::normal", &a, &want);
+    assert_ulps_close("randn vs rng::normal", &a, &want, 8);
     // Counter-based: the shape does not matter, a shorter draw is a prefix.
     let shaped = Tensor::<B>::randn([10, 100], DType::F64, 42, dev)?.to_vec::<f64>()?;
     assert_bits_eq("randn [10, 100] vs [1000]", &shaped, &a);
     let short = Tensor::<B>::randn([7], DType::F64, 42, dev)?.to_vec::<f64>()?;
     assert_bits_eq("randn prefix", &short, &a[..7]);
-    // f32: the f64 sample rounded once.
+    // f32: this backend's f64 sample rounded once (so within 1 f32 ulp of rng::normal's).
     let a32 = Tensor::<B>::randn([n], DType::F32, 42, dev)?.to_vec::<f32>()?;
     assert!(
         a32.iter()
-            .zip(&want)
+            .zip(&a)
             .all(|(x, w)| x.to_bits() == (*w as f32).to_bits()),
-        "randn f32 is not rng::normal rounded to f32"
+        "randn f32 is not the backend's f64 sample rounded to f32"
     );
     // Uniform [0, 1): exactly rng::uniform.
     let u = Tensor::<B>::rand_uniform([n], 0.0, 1.0, DType::F64, 7, dev)?.to_vec::<f64>()?;

@@ -362,6 +362,25 @@ pub fn assert_tensor_eq<B: Backend>(
 
 /// Panics unless the two slices are bitwise identical.
 #[track_caller]
+/// Asserts that every pair is within `max_ulps` units in the last place (same sign, finite).
+pub fn assert_ulps_close(what: &str, got: &[f64], want: &[f64], max_ulps: u64) {
+    assert_eq!(got.len(), want.len(), "{what}: lengths differ");
+    for (i, (g, w)) in got.iter().zip(want).enumerate() {
+        let ulps = if g.to_bits() == w.to_bits() {
+            0
+        } else if g.is_finite() && w.is_finite() && (g.is_sign_negative() == w.is_sign_negative())
+        {
+            g.to_bits().abs_diff(w.to_bits())
+        } else {
+            u64::MAX
+        };
+        assert!(
+            ulps <= max_ulps,
+            "{what}: element {i} differs by {ulps} ulp (> {max_ulps}): {g:e} vs {w:e}"
+        );
+    }
+}
+
 pub fn assert_bits_eq(what: &str, got: &[f64], want: &[f64]) {
     assert_eq!(got.len(), want.len(), "{what}: lengths differ");
     if let Some(i) = got

@@ -56,6 +56,7 @@ VARS_BINARY_OP(ge, a >= b ? T(1) : T(0))
 template <typename T> __device__ __forceinline__ T vars_soft_threshold(T z, T t) {
     T u = fabs(z) - t;
     if (vars_isnan(u)) return u;
+    if (z == T(0)) return T(0);  // sign(0) = 0, also for a negative threshold
     if (!(u > T(0))) return T(0);
     return z > T(0) ? u : -u;
 }
