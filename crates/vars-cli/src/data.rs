@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use vars_cpu::{Cpu, CpuDevice};
+use vars_core::Backend;
 use vars_data::Image;
 use vars_train::{Batch, BatchSource, BoxError, Targets};
 
@@ -335,35 +335,39 @@ pub fn take(ds: &Shared, n: Option<usize>) -> Shared {
     }
 }
 
-/// A [`Loader`] as a vars-train [`BatchSource`] on the CPU.
-pub struct LoaderSource<D: Dataset> {
+/// A [`Loader`] as a vars-train [`BatchSource`] on the device of backend `B`.
+pub struct LoaderSource<B: Backend, D: Dataset> {
     pub loader: Loader<D>,
+    pub device: B::Device,
 }
 
-impl<D: Dataset> LoaderSource<D> {
-    pub fn new(loader: Loader<D>) -> Self {
-        LoaderSource { loader }
+impl<B: Backend, D: Dataset> LoaderSource<B, D> {
+    pub fn new(loader: Loader<D>, device: &B::Device) -> Self {
+        LoaderSource {
+            loader,
+            device: device.clone(),
+        }
     }
 }
 
-/// A host batch as CPU tensors.
-pub fn to_batch(b: HostBatch) -> Result<Batch<Cpu>, BoxError> {
+/// A host batch as tensors on `device`.
+pub fn to_batch<B: Backend>(b: HostBatch, device: &B::Device) -> Result<Batch<B>, BoxError> {
     let n = b.labels.len();
-    let images = vars_core::Tensor::from_vec(b.images, b.shape, &CpuDevice)?;
-    let labels = vars_core::Tensor::from_vec(b.labels, [n], &CpuDevice)?;
+    let images = vars_core::Tensor::from_vec(b.images, b.shape, device)?;
+    let labels = vars_core::Tensor::from_vec(b.labels, [n], device)?;
     Ok(Batch {
         images,
         targets: Targets::Labels(labels),
     })
 }
 
-impl<D: Dataset> BatchSource<Cpu> for LoaderSource<D> {
+impl<B: Backend, D: Dataset> BatchSource<B> for LoaderSource<B, D> {
     fn len(&self) -> usize {
         self.loader.len()
     }
 
-    fn batch(&mut self, epoch: usize, index: usize) -> Result<Batch<Cpu>, BoxError> {
-        to_batch(self.loader.batch(epoch, index)?)
+    fn batch(&mut self, epoch: usize, index: usize) -> Result<Batch<B>, BoxError> {
+        to_batch(self.loader.batch(epoch, index)?, &self.device)
     }
 }
 

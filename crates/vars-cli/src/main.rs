@@ -11,9 +11,13 @@
 //! - `vars convert IN.pth OUT.safetensors`: official checkpoints to safetensors;
 //! - `vars corrupt --corruption NAME --severity S IN OUT`: one corrupted image (PNG/JPEG);
 //! - `vars make-c IN OUT`: a corrupted copy of a data set (ImageNet-C layout or IDX files).
+//!
+//! `train`, `eval`, `demo` and `parity` take `--device cpu|cuda|cuda:N` (`device.rs`; CUDA with
+//! the `cuda` feature): their bodies are generic over the backend and dispatched once.
 
 mod commands;
 mod data;
+mod device;
 mod evaluation;
 mod interrupt;
 mod macs;

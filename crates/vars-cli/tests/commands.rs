@@ -1,6 +1,6 @@
 //! The `vars` binary end to end: `info`, `demo --quick`, `train`/`eval`/resume, `convert`,
-//! `parity`, and the error messages of bad flags and missing data. Kept fast (tiny models, a
-//! few hundred images).
+//! `parity`, `--device`, and the error messages of bad flags and missing data. Kept fast (tiny
+//! models, a few hundred images).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -194,7 +194,9 @@ fn train_eval_and_resume() {
     let (_, err) = text(&vars(&args));
     assert!(err.contains("--resume"), "{err}");
     // resume and extend to 2 epochs: one more metrics line
-    ok(&vars(&["train", "--resume", o, "--epochs", "2", "--quiet"]));
+    ok(&vars(&[
+        "train", "--resume", o, "--epochs", "2", "--quiet", "--device", "cpu",
+    ]));
     let log = std::fs::read_to_string(out.join("metrics.jsonl")).unwrap();
     let epochs: Vec<u64> = log
         .lines()
@@ -213,6 +215,8 @@ fn train_eval_and_resume() {
         "gaussian_noise,contrast",
         "--severities",
         "1,5",
+        "--device",
+        "cpu",
     ]));
     assert!(
         ev.contains("gaussian_noise: s1") && ev.contains("contrast: s1"),
@@ -305,6 +309,8 @@ fn parity_on_the_official_fixtures() {
         fixtures.to_str().unwrap(),
         "--only",
         "block_self_att",
+        "--device",
+        "cpu",
     ]);
     let (out, _) = ok(&o);
     assert!(out.contains("all 1 fixtures passed"), "{out}");
@@ -457,4 +463,125 @@ fn help_is_complete() {
         }
         assert!(out.contains("Examples:"), "{sub}");
     }
+}
+
+/// One cheap invocation per command that runs a model, with `--device D` appended; every one
+/// fails (or would start work) right after opening the device.
+fn device_cases(dir: &Path, device: &str) -> Vec<(Vec<String>, i32)> {
+    let out = dir.join("d").to_string_lossy().into_owned();
+    let fixtures = root()
+        .join("fixtures/official")
+        .to_string_lossy()
+        .into_owned();
+    let cases: [(&[&str], i32); 4] = [
+        (&["train", "--quiet", "--out", &out], 1),
+        (&["eval", "/nonexistent-run"], 1),
+        (&["demo", "--quick", "--quiet", "--out", &out], 1),
+        // parity: an unavailable device is an input error
+        (&["parity", &fixtures, "--only", "block_self_att"], 2),
+    ];
+    cases
+        .iter()
+        .map(|(args, code)| {
+            let mut v: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+            v.extend(["--device".to_string(), device.to_string()]);
+            (v, *code)
+        })
+        .collect()
+}
+
+fn run_strings(args: &[String]) -> Output {
+    vars(&args.iter().map(String::as_str).collect::<Vec<_>>())
+}
+
+#[test]
+fn bad_device_values_are_usage_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    for bad in ["tpu", "cuda:x", "cuda:", "gpu0"] {
+        for (args, _) in device_cases(dir.path(), bad) {
+            let o = run_strings(&args);
+            let (_, err) = text(&o);
+            assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
+            assert!(
+                err.contains(&format!("invalid value '{bad}'")) && err.contains("--device"),
+                "{args:?}: {err}"
+            );
+            assert!(
+                err.contains("cpu") && err.contains("cuda:N"),
+                "the accepted forms: {err}"
+            );
+            assert!(!err.contains("panicked"), "{err}");
+        }
+    }
+    // --help lists the flag and its forms
+    for sub in ["train", "eval", "demo", "parity"] {
+        let (out, _) = ok(&vars(&[sub, "--help"]));
+        assert!(
+            out.contains("--device") && out.contains("cuda:N"),
+            "{sub}: {out}"
+        );
+    }
+}
+
+#[cfg(not(feature = "cuda"))]
+#[test]
+fn cuda_without_the_feature_says_how_to_rebuild() {
+    let dir = tempfile::tempdir().unwrap();
+    for device in ["cuda", "cuda:0", "cuda:1"] {
+        for (args, code) in device_cases(dir.path(), device) {
+            let o = run_strings(&args);
+            let (_, err) = text(&o);
+            assert_eq!(o.status.code(), Some(code), "{args:?}: {err}");
+            assert!(
+                err.starts_with(
+                    "error: this `vars` was built without CUDA support; rebuild with \
+                                 `cargo build --release -p vars-cli --features cuda`"
+                ),
+                "{args:?}: {err}"
+            );
+            assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: {err}");
+        }
+    }
+    // nothing was started
+    assert!(!dir.path().join("d").exists());
+}
+
+/// With the `cuda` feature: a GPU that is not there (no driver, no device, or an index past the
+/// last GPU) is a one-line error that names CUDA and a non-zero exit, never a panic.
+#[cfg(feature = "cuda")]
+#[test]
+fn cuda_without_a_gpu_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    // `cuda:99` is missing on every machine; plain `cuda` only where no NVIDIA driver is loaded
+    let gpu_machine = Path::new("/dev/nvidiactl").exists() || Path::new("/dev/nvidia0").exists();
+    let devices: &[&str] = if gpu_machine {
+        &["cuda:99"]
+    } else {
+        &["cuda", "cuda:0", "cuda:99"]
+    };
+    for device in devices {
+        for (args, code) in device_cases(dir.path(), device) {
+            let o = run_strings(&args);
+            let (out, err) = text(&o);
+            assert_eq!(o.status.code(), Some(code), "{args:?}: {out}\n{err}");
+            let canonical = if *device == "cuda" { "cuda:0" } else { device };
+            assert!(
+                err.starts_with(&format!(
+                    "error: --device {canonical}: cannot open the CUDA device: "
+                )),
+                "{args:?}: {err}"
+            );
+            // the backend's own reason: what is missing
+            assert!(
+                err.contains("not found") || err.contains("no CUDA device"),
+                "{args:?}: {err}"
+            );
+            assert!(
+                !err.contains("panicked") && !err.contains("backtrace"),
+                "{args:?}: {err}"
+            );
+            assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: {err}");
+        }
+    }
+    assert!(!dir.path().join("d").exists());
 }

@@ -12,8 +12,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use serde::Serialize;
-use vars_core::Autodiff;
-use vars_cpu::{Cpu, CpuDevice};
+use vars_core::{Autodiff, Backend};
 use vars_data::corruptions::{Corruption, ParamSet, Params};
 use vars_train::{
     CosineSchedule, DecayPolicy, EpochMetrics, EvalMetrics, FitOptions, MetricsLog,
@@ -26,6 +25,7 @@ use super::train::{
     fmt_int, param_summary, write_curves, write_json, AugmentSpec, RunFile, RunSettings,
 };
 use crate::data::{self, LoaderSource, Materialized};
+use crate::device::{on_device, parse_device, DeviceSpec};
 use crate::evaluation::{corrupted, evaluate_net};
 use crate::models::ModelSpec;
 use crate::plot::{self, Chart, Series, PALETTE};
@@ -107,6 +107,10 @@ pub struct Args {
     /// Worker threads [default: all cores].
     #[arg(long)]
     threads: Option<usize>,
+    /// Where the models run: cpu, cuda (GPU 0) or cuda:N; CUDA needs a build with `--features
+    /// cuda`.
+    #[arg(long, default_value = "cpu", value_parser = parse_device, value_name = "cpu|cuda|cuda:N")]
+    device: DeviceSpec,
     /// No progress bars or epoch lines.
     #[arg(long, short)]
     quiet: bool,
@@ -186,6 +190,8 @@ struct Report {
     about: &'static str,
     build: &'static str,
     threads: usize,
+    /// `--device`: cpu or cuda:N.
+    device: String,
     settings: serde_json::Value,
     noise_std: Vec<f64>,
     train_images: usize,
@@ -207,7 +213,10 @@ fn build_kind() -> &'static str {
 
 pub fn run(args: Args) -> Result<(), String> {
     let threads = args.threads;
-    super::with_threads(threads, move || run_inner(args))
+    let device = args.device.open()?;
+    super::with_threads(threads, move || {
+        on_device!(device, |B, dev| run_inner::<B>(args, dev))
+    })
 }
 
 fn pct(x: f64) -> String {
@@ -222,7 +231,7 @@ fn pm((m, h): (f64, f64)) -> String {
     }
 }
 
-fn run_inner(mut args: Args) -> Result<(), String> {
+fn run_inner<B: Backend>(mut args: Args, device: B::Device) -> Result<(), String> {
     let t0 = Instant::now();
     if args.quick {
         args.train_images = Some(args.train_images.unwrap_or(256));
@@ -245,6 +254,11 @@ fn run_inner(mut args: Args) -> Result<(), String> {
         })
         .collect::<Result<_, _>>()?;
     let threads = rayon::current_num_threads();
+    // the CPU runs keep their historical output; other devices are named
+    let on_device = match args.device {
+        DeviceSpec::Cpu => String::new(),
+        d => format!(", device {d}"),
+    };
     let levels = noise_levels()?;
     eprintln!(
         "vars demo: self-attention vs VARS-D vs no attention (same architecture, width, seed and \
@@ -258,7 +272,7 @@ fn run_inner(mut args: Args) -> Result<(), String> {
     );
     eprintln!(
         "Budget: under 5 minutes on 2 CPU cores with a release build (`cargo run --release -p \
-         vars-cli -- demo`){}; this is a {} build on {threads} threads.",
+         vars-cli -- demo`){}; this is a {} build on {threads} threads{on_device}.",
         if args.seeds > 1 {
             format!(", per seed ({} seeds)", args.seeds)
         } else {
@@ -320,7 +334,7 @@ fn run_inner(mut args: Args) -> Result<(), String> {
             spec.heads = Some(args.heads);
             spec.head_dim = Some(args.head_dim);
             spec.ablate_attention = v.ablate;
-            let net = spec.build::<Autodiff<Cpu>>(&CpuDevice, seed)?;
+            let net = spec.build::<Autodiff<B>>(&device, seed)?;
             let params = param_summary(&net);
             eprintln!(
                 "[seed {seed}] {}: {} trainable parameters{} ({}, {} epochs of {steps} steps, \
@@ -384,14 +398,17 @@ fn run_inner(mut args: Args) -> Result<(), String> {
             let mut trainer = Trainer::new(net, config.clone())
                 .map_err(|e| e.to_string())?
                 .with_run_info(serde_json::json!({ "cli": settings }));
-            let mut train_src = LoaderSource::new(data::train_loader(
-                train.clone(),
-                args.batch,
-                seed,
-                settings.pipeline(),
-                splits.normalize.clone(),
-                spec.in_chans,
-            ));
+            let mut train_src = LoaderSource::<B, _>::new(
+                data::train_loader(
+                    train.clone(),
+                    args.batch,
+                    seed,
+                    settings.pipeline(),
+                    splits.normalize.clone(),
+                    spec.in_chans,
+                ),
+                &device,
+            );
             let mut log =
                 MetricsLog::open(dir.join("metrics.jsonl"), 0).map_err(|e| e.to_string())?;
             let mut progress = TrainProgress::new(v.label, args.epochs, args.quiet);
@@ -414,11 +431,11 @@ fn run_inner(mut args: Args) -> Result<(), String> {
             let t_eval = Instant::now();
             let pipeline = settings.pipeline();
             let l = data::eval_loader(test.clone(), 250, pipeline, splits.normalize.clone(), 1);
-            let clean = evaluate_net(trainer.model(), &l, &CpuDevice)?;
+            let clean = evaluate_net(trainer.model(), &l, &device)?;
             let mut noise = Vec::new();
             for ds in &noisy {
                 let l = data::eval_loader(ds.clone(), 250, pipeline, splits.normalize.clone(), 1);
-                noise.push(evaluate_net(trainer.model(), &l, &CpuDevice)?.accuracy);
+                noise.push(evaluate_net(trainer.model(), &l, &device)?.accuracy);
             }
             let eval_s = t_eval.elapsed().as_secs_f64();
             // the final weights' clean test result is the last epoch's evaluation (plots, run.json)
@@ -577,6 +594,7 @@ fn run_inner(mut args: Args) -> Result<(), String> {
                 test accuracy (CIFAR-10-C severities) on the embedded Fashion-MNIST subset",
         build: build_kind(),
         threads,
+        device: args.device.to_string(),
         settings: serde_json::json!({
             "epochs": args.epochs, "batch": args.batch, "lr": args.lr, "warmup": args.warmup,
             "weight_decay": args.weight_decay, "label_smoothing": args.label_smoothing,
@@ -599,7 +617,7 @@ fn run_inner(mut args: Args) -> Result<(), String> {
     println!();
     println!(
         "time: {total:.1} s in all (data {data_s:.1} s, training {train_total:.1} s, \
-         evaluation {eval_total:.1} s) on {threads} threads, {} build",
+         evaluation {eval_total:.1} s) on {threads} threads{on_device}, {} build",
         build_kind()
     );
     println!(

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use serde::Serialize;
-use vars_cpu::{Cpu, CpuDevice};
+use vars_core::Backend;
 use vars_data::corruptions::Corruption;
 use vars_train::EvalMetrics;
 use vars_vit::io::pth::FeatureNorm;
@@ -12,6 +12,7 @@ use vars_vit::StateDict;
 
 use super::train::{write_json, RunFile, RunSettings};
 use crate::data::{self, Augment, DataSpec, DATA_HELP};
+use crate::device::{on_device, parse_device, DeviceSpec};
 use crate::evaluation::{corrupted, evaluate_net};
 use crate::models::{parse_attention, ModelSpec};
 
@@ -54,6 +55,10 @@ pub struct Args {
     /// Worker threads [default: all cores].
     #[arg(long)]
     threads: Option<usize>,
+    /// Where the model runs: cpu, cuda (GPU 0) or cuda:N (the weights load onto it); CUDA needs
+    /// a build with `--features cuda`.
+    #[arg(long, default_value = "cpu", value_parser = parse_device, value_name = "cpu|cuda|cuda:N")]
+    device: DeviceSpec,
     /// Also write the results as JSON here.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -164,10 +169,13 @@ fn resolve(args: &Args) -> Result<(PathBuf, Option<RunSettings>), String> {
 
 pub fn run(args: Args) -> Result<(), String> {
     let threads = args.threads;
-    super::with_threads(threads, move || run_inner(args))
+    let device = args.device.open()?;
+    super::with_threads(threads, move || {
+        on_device!(device, |B, dev| run_inner::<B>(args, dev))
+    })
 }
 
-fn run_inner(args: Args) -> Result<(), String> {
+fn run_inner<B: Backend>(args: Args, device: B::Device) -> Result<(), String> {
     let (weights, settings) = resolve(&args)?;
     let data_spec: DataSpec = args
         .data
@@ -176,7 +184,7 @@ fn run_inner(args: Args) -> Result<(), String> {
         .unwrap_or_else(|| "fashion-mnist-embedded".into())
         .parse()?;
     let splits = data::open(&data_spec)?;
-    let sd = StateDict::<Cpu>::load(&weights, &CpuDevice).map_err(|e| e.to_string())?;
+    let sd = StateDict::<B>::load(&weights, &device).map_err(|e| e.to_string())?;
     let (mut spec, pipeline) = match &settings {
         Some(s) => (s.model.clone(), s.pipeline()),
         None => {
@@ -225,7 +233,7 @@ fn run_inner(args: Args) -> Result<(), String> {
     if let Some(mode) = FeatureNorm::from_metadata(sd.metadata()).map_err(|e| e.to_string())? {
         spec.feature_norm = Some(mode == FeatureNorm::On);
     }
-    let mut net = spec.build::<Cpu>(&CpuDevice, 0)?;
+    let mut net = spec.build::<B>(&device, 0)?;
     sd.load_into(&mut net, true)
         .map_err(|e| format!("`{}`: {e}", weights.display()))?;
     let test = data::take(&splits.test, args.test_images);
@@ -239,7 +247,7 @@ fn run_inner(args: Args) -> Result<(), String> {
             splits.normalize.clone(),
             spec.in_chans,
         ),
-        &CpuDevice,
+        &device,
     )?;
     println!("{} | {}", spec.describe(), weights.display());
     println!(
@@ -274,7 +282,7 @@ fn run_inner(args: Args) -> Result<(), String> {
         for &s in &severities {
             let ds = corrupted(&test, c, s, set, args.seed)?;
             let l = data::eval_loader(ds, batch, pipeline, splits.normalize.clone(), spec.in_chans);
-            accs.push(evaluate_net(&net, &l, &CpuDevice)?.accuracy);
+            accs.push(evaluate_net(&net, &l, &device)?.accuracy);
         }
         let mean = accs.iter().sum::<f64>() / accs.len().max(1) as f64;
         println!(

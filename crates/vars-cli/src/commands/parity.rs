@@ -4,10 +4,11 @@
 
 use std::path::PathBuf;
 
-use vars_cpu::{Cpu, CpuDevice};
+use vars_core::Backend;
 use vars_vit::parity::{check_folder, Tolerances};
 
 use super::Failure;
+use crate::device::{on_device, parse_device, DeviceSpec};
 
 #[derive(clap::Args, Debug)]
 #[command(
@@ -29,6 +30,21 @@ pub struct Args {
     /// Compute in float64 (shows the float32 reference's own rounding).
     #[arg(long)]
     f64: bool,
+    /// Where the models run: cpu, cuda (GPU 0) or cuda:N; CUDA needs a build with `--features
+    /// cuda`.
+    #[arg(long, default_value = "cpu", value_parser = parse_device, value_name = "cpu|cuda|cuda:N")]
+    device: DeviceSpec,
+}
+
+fn check<B: Backend>(
+    args: &Args,
+    tol: Tolerances,
+    device: &B::Device,
+) -> Result<Vec<vars_vit::parity::FixtureReport>, Failure> {
+    check_folder::<B>(&args.dir, args.only.as_deref(), tol, device).map_err(|e| Failure {
+        message: e.to_string(),
+        code: 2,
+    })
 }
 
 pub fn run(args: Args) -> Result<(), Failure> {
@@ -40,13 +56,12 @@ pub fn run(args: Args) -> Result<(), Failure> {
     if args.f64 {
         tol.compute = vars_core::DType::F64;
     }
-    let reports =
-        check_folder::<Cpu>(&args.dir, args.only.as_deref(), tol, &CpuDevice).map_err(|e| {
-            Failure {
-                message: e.to_string(),
-                code: 2,
-            }
-        })?;
+    // an unavailable device is an input error (exit 2), not a failed fixture
+    let device = args
+        .device
+        .open()
+        .map_err(|message| Failure { message, code: 2 })?;
+    let reports = on_device!(device, |B, dev| check::<B>(&args, tol, &dev))?;
     let mut failed = Vec::new();
     for r in &reports {
         println!("{}", r.render());

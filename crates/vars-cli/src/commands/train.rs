@@ -8,7 +8,6 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 use vars_core::{Autodiff, Backend};
-use vars_cpu::{Cpu, CpuDevice};
 use vars_train::{
     evaluate, BatchSource, Checkpointer, CosineSchedule, EvalMetrics, FitOptions, MetricsLog,
     MixupConfig, OptimizerConfig, ResumePolicy, StepConstantsUpdate, Stepping, TrainConfig,
@@ -17,6 +16,7 @@ use vars_train::{
 use vars_vit::{count_parameters, StateDict};
 
 use crate::data::{self, Augment, LoaderSource, DATA_HELP};
+use crate::device::{on_device, parse_device, DeviceSpec};
 use crate::models::{parse_attention, ModelSpec, Net};
 use crate::plot::{self, Chart, Series, PALETTE};
 use crate::progress::{smooth, TrainProgress};
@@ -133,11 +133,15 @@ pub struct Args {
     /// Worker threads [default: all cores].
     #[arg(long)]
     pub threads: Option<usize>,
+    /// Where the model runs: cpu, cuda (GPU 0) or cuda:N; CUDA needs a build with `--features
+    /// cuda`. Checkpoints are device-independent: a run may resume on another device.
+    #[arg(long, default_value = "cpu", value_parser = parse_device, value_name = "cpu|cuda|cuda:N")]
+    pub device: DeviceSpec,
     /// Output folder [default: runs/<model>-<attention>].
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// Continue the run in this folder from its newest checkpoint, with its saved settings
-    /// (only --epochs, --threads, --quiet and --out may be given anew).
+    /// (only --epochs, --threads, --device, --quiet and --out may be given anew).
     #[arg(long)]
     pub resume: Option<PathBuf>,
     /// Also checkpoint every N optimiser steps (always at each epoch end).
@@ -461,10 +465,13 @@ fn latest_checkpoint(dir: &Path) -> Result<PathBuf, String> {
 
 pub fn run(args: Args) -> Result<(), String> {
     let threads = args.threads;
-    super::with_threads(threads, move || run_inner(args))
+    let device = args.device.open()?;
+    super::with_threads(threads, move || {
+        on_device!(device, |B, dev| run_inner::<B>(args, dev))
+    })
 }
 
-fn run_inner(args: Args) -> Result<(), String> {
+fn run_inner<B: Backend>(args: Args, device: B::Device) -> Result<(), String> {
     let start = Instant::now();
     // Settings: the saved ones on resume (only --epochs may extend the run), else the flags.
     let mut allow_change = false;
@@ -508,14 +515,17 @@ fn run_inner(args: Args) -> Result<(), String> {
     let train_ds = data::take(&splits.train, settings.train_images);
     let test_ds = data::take(&splits.test, settings.test_images);
     let m = &settings.model;
-    let mut train_src = LoaderSource::new(data::train_loader(
-        train_ds.clone(),
-        settings.batch,
-        settings.seed,
-        settings.pipeline(),
-        splits.normalize.clone(),
-        m.in_chans,
-    ));
+    let mut train_src = LoaderSource::<B, _>::new(
+        data::train_loader(
+            train_ds.clone(),
+            settings.batch,
+            settings.seed,
+            settings.pipeline(),
+            splits.normalize.clone(),
+            m.in_chans,
+        ),
+        &device,
+    );
     if train_src.len() == 0 {
         return Err(format!(
             "{} training images make no batch of {}: lower --batch",
@@ -523,15 +533,18 @@ fn run_inner(args: Args) -> Result<(), String> {
             settings.batch
         ));
     }
-    let mut test_src = LoaderSource::new(data::eval_loader(
-        test_ds.clone(),
-        settings.eval_batch,
-        settings.pipeline(),
-        splits.normalize.clone(),
-        m.in_chans,
-    ));
+    let mut test_src = LoaderSource::<B, _>::new(
+        data::eval_loader(
+            test_ds.clone(),
+            settings.eval_batch,
+            settings.pipeline(),
+            splits.normalize.clone(),
+            m.in_chans,
+        ),
+        &device,
+    );
 
-    let net = m.build::<Autodiff<Cpu>>(&CpuDevice, settings.seed)?;
+    let net = m.build::<Autodiff<B>>(&device, settings.seed)?;
     std::fs::create_dir_all(&out)
         .map_err(|e| format!("cannot create the output folder `{}`: {e}", out.display()))?;
     let params = param_summary(&net);
@@ -571,7 +584,7 @@ fn run_inner(args: Args) -> Result<(), String> {
     );
     eprintln!(
         "data {}: {} train / {} test images ({}), batch {}, {} steps/epoch, lr {:.3e}, {} epochs, \
-         {} threads -> {}",
+         {} threads, device {} -> {}",
         settings.data,
         train_ds.len(),
         test_ds.len(),
@@ -581,6 +594,7 @@ fn run_inner(args: Args) -> Result<(), String> {
         config.schedule.base_lr,
         config.epochs,
         rayon::current_num_threads(),
+        args.device,
         out.display()
     );
     if resume_from.is_none() && args.lr.is_none() && !args.reference && config.epochs < 50 {
