@@ -4,6 +4,7 @@
 #
 #     bash target/gpu-harness/run.sh [LOG_DIR]
 #
+# The whole output also goes to LOG_DIR/gpu-check.log.
 # Needs: an NVIDIA driver (libcuda), NVRTC 13 and cuBLAS 13 (found below in the usual CUDA 13
 # install folders and pip wheels, or already on LD_LIBRARY_PATH). Writes gpu-tests.log and
 # gpu-parity.log and gpu-timings.log into LOG_DIR (default: this folder). Exit status: non-zero if any test failed.
@@ -24,6 +25,7 @@ export VARS_REQUIRE_GPU=1
 export VARS_FIXTURES="$root/fixtures/official"
 export VARS_CUDA_CACHE_DIR="${VARS_CUDA_CACHE_DIR:-$here/kernel-cache}"
 
+exec > >(tee "$logs/gpu-check.log") 2>&1
 echo "== gpu-check at $(date -u +%Y-%m-%dT%H:%M:%SZ) in $root"
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>&1 || true
 for lib in libcuda.so.1 libnvrtc.so.13 libcublas.so.13; do

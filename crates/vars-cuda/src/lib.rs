@@ -11,35 +11,30 @@
 //!
 //! ## What exists
 //!
+//! - [`Cuda`]: `impl vars_core::Backend` (`Device = CudaDevice`, `Storage = CudaStorage`), every
+//!   op of the CPU backend plus fused kernels for softmax / layer norm (`rows.rs`) and the
+//!   sparse-coding loop (`sparse_coding.rs`, fused in shared memory or tiled);
+//!   [`set_fused_sparse_coding`] switches the latter off for A/B comparisons.
 //! - [`probe()`] / [`CudaProbe`]: which CUDA libraries load (and under which name), the driver's
 //!   CUDA version, NVRTC's version and architectures, the device count.
-//! - [`CudaDevice`]: device + primary context + stream; compiles and loads kernel modules lazily,
-//!   as a cubin for the device's exact architecture when NVRTC supports it.
+//! - [`CudaDevice`]: device + primary context + one stream + the cuBLAS handle; compiles and loads
+//!   kernel modules lazily, as a cubin for the device's exact architecture when NVRTC supports it.
 //! - [`kernels`]: the registry [`KERNELS`] of CUDA C modules (`src/kernels/*.cu`, embedded with
 //!   `include_str!`), their entry points and naming scheme, and the [`StridedLayout`] kernel
-//!   argument. Modules: `fill`, `copy` (strided copy, view-to-view copy, casts), `unary` (every
-//!   `vars_core::UnaryOp`, f32/f64, contiguous and strided), `binary` (every
-//!   `vars_core::BinaryOp`, f32/f64/i64, contiguous and strided), `rng` (the counter-based
-//!   SplitMix64 generator of `vars_core::rng`, uniform and normal).
+//!   argument.
 //! - [`compile`]: NVRTC compilation ([`Nvrtc`], [`KernelCompiler`], [`Target`]) and the
 //!   on-disk [`cache`] keyed by a hash of source, target architecture, NVRTC version and options.
-//! - [`CudaStorage`]: typed device buffers and launchers for those kernels with the signatures the
-//!   `Backend` methods need (`full`, `from_host`, `to_host`, `random`, `copy_strided`,
-//!   `copy_into`, `cast`, `unary`, `binary`).
+//! - [`CudaStorage`]: typed device buffers and the launchers of every op family (`storage.rs`,
+//!   `matmul.rs`, `reduce.rs`, `index.rs`, `window.rs`, `rows.rs`, `sparse_coding.rs`).
+//!
+//! Design, kernel semantics, limits and measurements: `docs/cuda.md` (and
+//! `docs/cuda-sparse-coding.md`, `docs/gpu-results.md`).
 //!
 //! Tested without a GPU: `tests/nvrtc_compile.rs` compiles every module with NVRTC alone (install
 //! it with `eval "$(bash .ci/install-nvrtc.sh)"`); `tests/no_device.rs` checks the error paths.
-//! `tests/gpu_kernels.rs` runs the kernels against the CPU formulas when a GPU is present.
-//!
-//! ## Planned
-//!
-//! - `impl vars_core::Backend for Cuda` (`type Device = CudaDevice`,
-//!   `type Storage = CudaStorage`), instantiating the shared suite `vars_core::testing`;
-//!   `where_cond`, reductions (deterministic, one block per output), `index_select`/`index_add`.
-//! - Batched GEMM through cuBLAS (`cublasGemmStridedBatchedEx`; cudarc's `cublas` feature is
-//!   already enabled and [`probe()`] already looks for `libcublas.so.13`).
-//! - A fused sparse-coding kernel for the VARS attention loop, as a `CustomOp`.
-//! - f16/bf16 storage once `vars_core::DType` grows them.
+//! On a GPU, the one test binary `tests/gpu/` runs the shared backend suite, every op family
+//! against the CPU backend and the official parity fixtures (it skips without a device unless
+//! `VARS_REQUIRE_GPU=1`); `cargo xtask gpu-check` builds and runs it with the timings.
 
 mod backend;
 pub mod cache;

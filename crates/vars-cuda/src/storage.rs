@@ -562,6 +562,9 @@ mod tests {
         let l = Layout::contiguous(vec![2, 3]);
         assert!(check_bounds("t", &l, 6).is_ok());
         let err = check_bounds("t", &l, 5).unwrap_err().to_string();
-        assert!(err.contains("reaches element 5 but the buffer holds 5"), "{err}");
+        assert!(
+            err.contains("reaches element 5 but the buffer holds 5"),
+            "{err}"
+        );
     }
 }

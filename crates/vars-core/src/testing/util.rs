@@ -368,8 +368,7 @@ pub fn assert_ulps_close(what: &str, got: &[f64], want: &[f64], max_ulps: u64) {
     for (i, (g, w)) in got.iter().zip(want).enumerate() {
         let ulps = if g.to_bits() == w.to_bits() {
             0
-        } else if g.is_finite() && w.is_finite() && (g.is_sign_negative() == w.is_sign_negative())
-        {
+        } else if g.is_finite() && w.is_finite() && (g.is_sign_negative() == w.is_sign_negative()) {
             g.to_bits().abs_diff(w.to_bits())
         } else {
             u64::MAX
