@@ -15,7 +15,8 @@
 //! Modes:
 //! - `cargo xtask gpu-check`: build (release), check inputs, then run `run.sh` here (needs a GPU);
 //! - `--build-only`: build and check, then print how to run the folder on a GPU machine;
-//! - `--dry-run` (CI): build with the test profile (reusing the `cargo test` build), check that
+//! - `--dry-run` (CI): take both from `cargo test --workspace --all-features --no-run` (the
+//!   README's test command has built them, so this costs no compilation), check that
 //!   both binaries exist and start (`gpu-tests --list` lists the GPU tests), that the fixtures
 //!   are where `run.sh` looks, and that `run.sh` parses; runs nothing on a device.
 
@@ -33,22 +34,34 @@ pub fn gpu_check(root: &Path, args: &[String]) -> Result<(), String> {
             other => return Err(format!("unknown gpu-check argument `{other}`")),
         }
     }
-    let profile = if dry_run { "dev" } else { "release" };
+    // The dry run uses cargo's default (test) profile, exactly as the README's test command.
+    let profile = if dry_run { None } else { Some("release") };
     let out = root.join("target/gpu-harness");
     std::fs::create_dir_all(&out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;
 
-    let tests = build(
-        root,
-        &["test", "-p", "vars-cuda", "--test", "gpu", "--no-run"],
-        profile,
-        "gpu",
-    )?;
-    let timings = build(
-        root,
-        &["build", "-p", "vars-cuda", "--example", "gpu_timings"],
-        profile,
-        "gpu_timings",
-    )?;
+    let (tests, timings) = if dry_run {
+        // The README's test command already built both (examples too), with these features.
+        let cmd = ["test", "--workspace", "--all-features", "--no-run"];
+        (
+            build(root, &cmd, profile, "gpu")?,
+            build(root, &cmd, profile, "gpu_timings")?,
+        )
+    } else {
+        (
+            build(
+                root,
+                &["test", "-p", "vars-cuda", "--test", "gpu", "--no-run"],
+                profile,
+                "gpu",
+            )?,
+            build(
+                root,
+                &["build", "-p", "vars-cuda", "--example", "gpu_timings"],
+                profile,
+                "gpu_timings",
+            )?,
+        )
+    };
     install(&tests, &out.join("gpu-tests"))?;
     install(&timings, &out.join("gpu-timings"))?;
     let run_sh = out.join("run.sh");
@@ -62,9 +75,10 @@ pub fn gpu_check(root: &Path, args: &[String]) -> Result<(), String> {
         .map(|m| m.len())
         .sum();
     println!(
-        "gpu-check: harness ready in {} ({:.1} MiB, {profile} build)",
+        "gpu-check: harness ready in {} ({:.1} MiB, {} build)",
         out.display(),
-        size as f64 / (1024.0 * 1024.0)
+        size as f64 / (1024.0 * 1024.0),
+        profile.unwrap_or("test")
     );
     if dry_run {
         println!("gpu-check --dry-run: OK (nothing was run on a device)");
@@ -90,17 +104,22 @@ pub fn gpu_check(root: &Path, args: &[String]) -> Result<(), String> {
 
 /// Runs one cargo build with `--message-format=json-render-diagnostics` and returns the
 /// executable of the artifact whose target is `target_name`.
-fn build(root: &Path, args: &[&str], profile: &str, target_name: &str) -> Result<PathBuf, String> {
+fn build(
+    root: &Path,
+    args: &[&str],
+    profile: Option<&str>,
+    target_name: &str,
+) -> Result<PathBuf, String> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    println!("gpu-check: cargo {} --profile {profile}", args.join(" "));
+    let mut args: Vec<&str> = args.to_vec();
+    if let Some(p) = profile {
+        args.extend(["--profile", p]);
+    }
+    println!("gpu-check: cargo {}", args.join(" "));
     let output = Command::new(&cargo)
         .current_dir(root)
-        .args(args)
-        .args([
-            "--profile",
-            profile,
-            "--message-format=json-render-diagnostics",
-        ])
+        .args(&args)
+        .arg("--message-format=json-render-diagnostics")
         .stderr(std::process::Stdio::inherit())
         .output()
         .map_err(|e| format!("cannot run cargo: {e}"))?;
