@@ -17,7 +17,9 @@
 //!   rounding difference cannot flip a branch.
 
 use vars_core::nn::{shrink, Shrink};
-use vars_core::sparse::{unrolled_ista, unrolled_ista_composite, IstaInit, UnrolledIsta};
+use vars_core::sparse::{
+    unrolled_ista, unrolled_ista_composite, unrolled_ista_pre_shrink, IstaInit, UnrolledIsta,
+};
 use vars_core::testing::check_gradients;
 use vars_core::{Autodiff, Backend, DType, Layout, Result, Tensor};
 use vars_cpu::{Cpu, CpuDevice};
@@ -403,6 +405,36 @@ fn zero_steps_return_the_initial_guess() {
             assert!(
                 g.iter().zip(&w).all(|(a, b)| a.to_bits() == b.to_bits()),
                 "{cfg:?} {variant:?}: T = 0 must return A0 exactly"
+            );
+        }
+    }
+}
+
+/// The recorded pre-shrink values: `b` first (shrink initial guess only), then one `Z` per step;
+/// shrinking the last one with `λ/L` gives the op's output exactly.
+#[test]
+fn pre_shrink_trace_ends_in_the_output() {
+    for variant in VARIANTS {
+        for cfg in cfgs(3) {
+            let p = Problem::new(variant, [2, 3], 7, 4, 78);
+            let v = p.views::<Cpu>(&p.stored).unwrap();
+            let trace = unrolled_ista_pre_shrink(&v[0], &v[1], &v[2], &v[3], &cfg).unwrap();
+            let first_is_b = cfg.init == IstaInit::Shrink;
+            assert_eq!(trace.len(), cfg.steps + usize::from(first_is_b), "{cfg:?}");
+            if first_is_b {
+                let b = v[1].broadcast_as(p.out_dims()).unwrap();
+                assert_eq!(
+                    trace[0].to_vec::<f64>().unwrap(),
+                    b.to_vec::<f64>().unwrap()
+                );
+            }
+            let t = v[2].div(&v[3]).unwrap();
+            let last = shrink(trace.last().unwrap(), &t, cfg.shrink).unwrap();
+            let got = unrolled_ista_composite(&v[0], &v[1], &v[2], &v[3], &cfg).unwrap();
+            let (l, g) = (last.to_vec::<f64>().unwrap(), got.to_vec::<f64>().unwrap());
+            assert!(
+                l.iter().zip(&g).all(|(a, b)| a.to_bits() == b.to_bits()),
+                "{cfg:?} {variant:?}: shrink(last Z) must be the output"
             );
         }
     }

@@ -224,9 +224,23 @@ fn prepare<B: Backend>(
 
 /// The composite loop on prepared operands.
 fn composite<B: Backend>(ops: &[Tensor<B>; 4], cfg: &UnrolledIsta) -> Result<Tensor<B>> {
+    composite_traced(ops, cfg, None)
+}
+
+/// The composite loop, optionally recording every value the shrink is applied to.
+fn composite_traced<B: Backend>(
+    ops: &[Tensor<B>; 4],
+    cfg: &UnrolledIsta,
+    mut trace: Option<&mut Vec<Tensor<B>>>,
+) -> Result<Tensor<B>> {
     let [g, b, lam, l] = ops;
     let mut a = match cfg.init {
-        IstaInit::Shrink => shrink(b, lam, cfg.shrink)?,
+        IstaInit::Shrink => {
+            if let Some(tr) = trace.as_deref_mut() {
+                tr.push(b.clone());
+            }
+            shrink(b, lam, cfg.shrink)?
+        }
         IstaInit::Zero => b.zeros_like()?,
     };
     if cfg.steps == 0 {
@@ -235,9 +249,31 @@ fn composite<B: Backend>(ops: &[Tensor<B>; 4], cfg: &UnrolledIsta) -> Result<Ten
     let t = lam.div(l)?;
     for _ in 0..cfg.steps {
         let r = g.matmul(&a)?.sub(b)?.div(l)?;
-        a = shrink(&a.sub(&r)?, &t, cfg.shrink)?;
+        let z = a.sub(&r)?;
+        if let Some(tr) = trace.as_deref_mut() {
+            tr.push(z.clone());
+        }
+        a = shrink(&z, &t, cfg.shrink)?;
     }
     Ok(a)
+}
+
+/// Every value the loop of [`unrolled_ista`] applies its shrink to, in order: `b` (the initial
+/// guess's argument, with [`IstaInit::Shrink`] only) then the `Z = A − (G·A − b)/L` of each step,
+/// each `(…, m, d)`. Computed by the composite (so by the same arithmetic the fused kernels are
+/// tested against), outside any autodiff graph. Used to find values within rounding of the GELU
+/// shrink's jump at 0 (spec §7.1 item 1), where two implementations may legitimately disagree.
+pub fn unrolled_ista_pre_shrink<B: Backend>(
+    g: &Tensor<B>,
+    b: &Tensor<B>,
+    lam: &Tensor<B>,
+    l: &Tensor<B>,
+    cfg: &UnrolledIsta,
+) -> Result<Vec<Tensor<B>>> {
+    let ops = prepare(OP_COMPOSITE, g, b, lam, l)?.map(|t| t.detach());
+    let mut trace = Vec::with_capacity(cfg.steps + 1);
+    crate::no_grad(|| composite_traced(&ops, cfg, Some(&mut trace)))?;
+    Ok(trace)
 }
 
 /// Which forward produced the output, and what the fused one saved.

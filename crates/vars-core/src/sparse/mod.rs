@@ -82,7 +82,8 @@ pub mod step_size;
 pub use diagnostics::{Diagnostics, Sparsity, StepRecord, Trace};
 pub use features::{positive_features, PositiveRandomFeatures};
 pub use fused::{
-    unrolled_ista, unrolled_ista_composite, IstaForward, IstaGrads, IstaInit, UnrolledIsta,
+    unrolled_ista, unrolled_ista_composite, unrolled_ista_pre_shrink, IstaForward, IstaGrads,
+    IstaInit, UnrolledIsta,
 };
 pub use implicit::{adjoint_solve_for, AdjointSolve, ImplicitConfig};
 pub use lca::{Integrator, LcaConfig, LcaInit};

@@ -27,7 +27,7 @@ use crate::params::{visit_child, visit_child_mut, ParamKind, Parameters};
 use crate::{Result, VitError};
 use vars_core::sparse::diagnostics::Diagnostics;
 use vars_core::sparse::features::PositiveRandomFeatures;
-use vars_core::sparse::fused::{unrolled_ista, UnrolledIsta};
+use vars_core::sparse::fused::{unrolled_ista, unrolled_ista_pre_shrink, UnrolledIsta};
 use vars_core::sparse::problem::SparseProblem;
 use vars_core::sparse::solvers::{solve, SolverConfig, Stop};
 use vars_core::sparse::step_size::{official_step_constant, StepSize};
@@ -172,37 +172,44 @@ impl<B: Backend> VarsAttention<B> {
         })
     }
 
-    /// The shrink inputs of the initial guess and of every step, `T + 1` tensors
-    /// `(B, H, m', d)`: `b`, then `A_k − (G_e A_k − b)/L_e`. A diagnostic (no gradient): values
-    /// near 0 sit on the GELU shrink's jump (vars-spec §7.1).
+    /// The shrink inputs of the initial guess and of every step, `(B, H, m', d)` each: `b` (when
+    /// the initial guess is `shrink(b, λ_e)`), then `A_k − (G_e A_k − b)/L_e`, from
+    /// `vars_core::sparse::unrolled_ista_pre_shrink`. A diagnostic (no gradient): values near 0
+    /// sit on the GELU shrink's jump (vars-spec §7.1).
     pub fn pre_shrink_trajectory(&self, dict: &Tensor<B>, v: &Tensor<B>) -> Result<Vec<Tensor<B>>> {
         vars_core::no_grad(|| {
             let CodingProblem {
-                gram: g,
-                drive: b,
-                lam: lam_e,
-                step: l_e,
+                gram,
+                drive,
+                lam,
+                step,
             } = self.problem(&dict.detach(), &v.detach())?;
-            let g_e = match &self.learned_k {
-                Some(w) => w.detach().matmul(&g)?.matmul(&w.detach())?,
-                None => g,
-            };
-            let (lam_e, l_e) = (lam_e.detach(), l_e.detach());
-            let t = lam_e.div(&l_e)?;
-            let mut a = match self.options.init {
-                vars_core::sparse::fused::IstaInit::Shrink => {
-                    vars_core::nn::shrink(&b, &lam_e, self.options.shrink)?
-                }
-                vars_core::sparse::fused::IstaInit::Zero => b.zeros_like()?,
-            };
-            let mut out = vec![b.clone()];
-            for _ in 0..self.options.steps {
-                let z = a.sub(&g_e.matmul(&a)?.sub(&b)?.div(&l_e)?)?;
-                a = vars_core::nn::shrink(&z, &t, self.options.shrink)?;
-                out.push(z);
-            }
-            Ok(out)
+            let g_e = self.learned_gram(&gram)?;
+            Ok(unrolled_ista_pre_shrink(
+                &g_e,
+                &drive,
+                &lam,
+                &step,
+                &self.unrolled_config(),
+            )?)
         })
+    }
+
+    /// `G_e = W·G·W` with the learned `W` (LISTA form, spec §3.3 step 6), else `G`.
+    fn learned_gram(&self, g: &Tensor<B>) -> Result<Tensor<B>> {
+        Ok(match &self.learned_k {
+            Some(w) => w.matmul(g)?.matmul(w)?,
+            None => g.clone(),
+        })
+    }
+
+    /// The unrolled loop of the layer's options.
+    fn unrolled_config(&self) -> UnrolledIsta {
+        UnrolledIsta {
+            steps: self.options.steps,
+            shrink: self.options.shrink,
+            init: self.options.init,
+        }
     }
 
     /// The sparse codes `A (B, H, m', d)` for a dictionary and values (steps 4–6).
@@ -215,16 +222,14 @@ impl<B: Backend> VarsAttention<B> {
         } = self.problem(dict, v)?;
         match self.options.gradient {
             CodeGradient::Unrolled => {
-                let g_e = match &self.learned_k {
-                    Some(w) => w.matmul(&g)?.matmul(w)?,
-                    None => g,
-                };
-                let cfg = UnrolledIsta {
-                    steps: self.options.steps,
-                    shrink: self.options.shrink,
-                    init: self.options.init,
-                };
-                Ok(unrolled_ista(&g_e, &b, &lam_e, &l_e, &cfg)?)
+                let g_e = self.learned_gram(&g)?;
+                Ok(unrolled_ista(
+                    &g_e,
+                    &b,
+                    &lam_e,
+                    &l_e,
+                    &self.unrolled_config(),
+                )?)
             }
             CodeGradient::Implicit { config, max_steps } => {
                 let mut problem = SparseProblem::from_gram(&g, &b, &lam_e, self.options.shrink)?;
