@@ -22,4 +22,4 @@ pub use loss::{cross_entropy, Target};
 pub use norm::{batch_norm, layer_norm, BatchNormStats};
 pub use pool::{global_avg_pool2d, max_pool2d};
 pub use shrink::{shrink, shrink_scalar, Shrink};
-pub use softmax::{log_softmax, softmax};
+pub use softmax::{log_softmax, log_softmax_composite, softmax, softmax_composite};
