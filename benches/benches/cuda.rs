@@ -1,10 +1,10 @@
 //! The CUDA kernels against their baselines, measured in the same run (each group's entry named
 //! `baseline-…` is what `cargo xtask bench` divides by):
 //!
-//! - `cuda/sparse-coding-*`: the fused sparse-coding kernel (`vars_cuda` fused/tiled paths of
-//!   `vars_core::sparse::unrolled_ista`) against the composite of tensor ops on the same device,
-//!   forward and forward + backward, at RVT‑Ti VARS‑D (m 64, d 32) and RVT‑S VARS‑D (m 128, d 64)
-//!   sizes, batch 32 × heads;
+//! - `cuda/sparse-coding-*`: the sparse-coding kernels (forced on, `SparseCodingKernels::Always`:
+//!   fused where it fits) against the composite of tensor ops on the same device, forward and
+//!   forward + backward, at RVT‑Ti VARS‑D (m 64, d 32) and RVT‑S VARS‑D (m 128, d 64) sizes,
+//!   batch 32 × heads; these numbers set `vars_cuda::FUSED_MAX_WORK`;
 //! - `cuda/gemm-f32`: the NVRTC fallback GEMM against cuBLAS;
 //! - `cuda/rows`: the fused softmax and layer-norm row kernels against their composites.
 //!
@@ -17,7 +17,7 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Through
 use vars_core::nn::{layer_norm, softmax, softmax_composite};
 use vars_core::sparse::{unrolled_ista, UnrolledIsta};
 use vars_core::{Autodiff, Backend, DType, Layout, Tensor};
-use vars_cuda::{set_fused_sparse_coding, Cuda, CudaDevice};
+use vars_cuda::{set_sparse_coding_kernels, Cuda, CudaDevice, SparseCodingKernels};
 
 /// Device 0, opened once; `None` (after saying why, once) without a GPU, driver or NVRTC.
 fn device() -> Option<CudaDevice> {
@@ -57,9 +57,12 @@ fn sparse_coding(c: &mut Criterion) {
     for size in ISTA_SIZES {
         let [g, b, lam, l] = ista_inputs::<Cuda>(&dev, size);
         let id = format!("{}x{}x{}", size.0, size.1, size.2);
-        for (name, fused) in [("baseline-composite", false), ("fused", true)] {
+        for (name, mode) in [
+            ("baseline-composite", SparseCodingKernels::Never),
+            ("fused", SparseCodingKernels::Always),
+        ] {
             group.bench_function(BenchmarkId::new(name, &id), |bench| {
-                set_fused_sparse_coding(fused);
+                set_sparse_coding_kernels(mode);
                 bench.iter(|| {
                     unrolled_ista(&g, &b, &lam, &l, &cfg).unwrap();
                     Cuda::synchronize(&dev).unwrap();
@@ -74,9 +77,12 @@ fn sparse_coding(c: &mut Criterion) {
         let ops = ista_inputs::<Autodiff<Cuda>>(&dev, size);
         let [g, b, lam, l] = ops.map(|t| t.requires_grad().unwrap());
         let id = format!("{}x{}x{}", size.0, size.1, size.2);
-        for (name, fused) in [("baseline-composite", false), ("fused", true)] {
+        for (name, mode) in [
+            ("baseline-composite", SparseCodingKernels::Never),
+            ("fused", SparseCodingKernels::Always),
+        ] {
             group.bench_function(BenchmarkId::new(name, &id), |bench| {
-                set_fused_sparse_coding(fused);
+                set_sparse_coding_kernels(mode);
                 bench.iter(|| {
                     let a = unrolled_ista(&g, &b, &lam, &l, &cfg).unwrap();
                     a.sum_all().unwrap().backward().unwrap();
@@ -85,7 +91,7 @@ fn sparse_coding(c: &mut Criterion) {
             });
         }
     }
-    set_fused_sparse_coding(true);
+    set_sparse_coding_kernels(SparseCodingKernels::Auto);
     group.finish();
 }
 

@@ -16,7 +16,7 @@ use vars_core::nn::{cross_entropy, Target};
 use vars_core::sparse::fused::{unrolled_ista, UnrolledIsta};
 use vars_core::{Autodiff, Backend, DType, Tensor};
 use vars_cpu::{Cpu, CpuDevice};
-use vars_cuda::{set_fused_sparse_coding, Cuda, CudaDevice};
+use vars_cuda::{set_sparse_coding_kernels, Cuda, CudaDevice, SparseCodingKernels};
 use vars_vit::config::{AttentionKind, ModelConfig};
 use vars_vit::layers::{Init, Mode};
 use vars_vit::model::PoolingTransformer;
@@ -141,11 +141,11 @@ fn run() -> Result<(), BoxError> {
 
     let mut rows = Vec::new();
     let both = |f: &dyn Fn() -> f64| -> (f64, f64) {
-        set_fused_sparse_coding(true);
+        set_sparse_coding_kernels(SparseCodingKernels::Auto);
         let fused = f();
-        set_fused_sparse_coding(false);
+        set_sparse_coding_kernels(SparseCodingKernels::Never);
         let unfused = f();
-        set_fused_sparse_coding(true);
+        set_sparse_coding_kernels(SparseCodingKernels::Auto);
         (fused, unfused)
     };
 

@@ -10,26 +10,46 @@
 
 use crate::error::CudaError;
 use crate::{CudaDevice, CudaStorage};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 use vars_core::sparse::{IstaForward, IstaGrads, UnrolledIsta};
 use vars_core::{
     Backend, BinaryOp, DType, Distribution, Error, HostData, Layout, ReduceOp, Result, UnaryOp,
     Window2d,
 };
 
-/// Whether [`Cuda`] answers `unrolled_ista_forward/backward` with its fused kernels (default) or
-/// declines (`Ok(None)`), so `vars_core::sparse::unrolled_ista` runs its composite of tensor ops.
-static FUSED_SPARSE_CODING: AtomicBool = AtomicBool::new(true);
-
-/// Turns the fused sparse-coding kernels on or off, process-wide (for benchmarks and A/B checks
-/// of the fused path against the composite; results agree to rounding either way).
-pub fn set_fused_sparse_coding(enabled: bool) {
-    FUSED_SPARSE_CODING.store(enabled, Ordering::Relaxed);
+/// When [`Cuda`] answers the `unrolled_ista_forward/backward` hooks with its own sparse-coding
+/// kernels instead of declining (`Ok(None)`, so `vars_core::sparse::unrolled_ista` runs its
+/// composite of tensor ops). Results agree to rounding either way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SparseCodingKernels {
+    /// Where they were measured faster than the composite ([`crate::fused_pays_off`]); the
+    /// default.
+    Auto,
+    /// Always (fused where it fits in shared memory, else tiled): for benchmarks and tests.
+    Always,
+    /// Never: the composite everywhere (A/B comparisons).
+    Never,
 }
 
-/// See [`set_fused_sparse_coding`].
-pub fn fused_sparse_coding() -> bool {
-    FUSED_SPARSE_CODING.load(Ordering::Relaxed)
+static SPARSE_CODING_KERNELS: AtomicU8 = AtomicU8::new(0);
+
+/// Sets [`SparseCodingKernels`] process-wide.
+pub fn set_sparse_coding_kernels(mode: SparseCodingKernels) {
+    let v = match mode {
+        SparseCodingKernels::Auto => 0,
+        SparseCodingKernels::Always => 1,
+        SparseCodingKernels::Never => 2,
+    };
+    SPARSE_CODING_KERNELS.store(v, Ordering::Relaxed);
+}
+
+/// The current [`SparseCodingKernels`] mode.
+pub fn sparse_coding_kernels() -> SparseCodingKernels {
+    match SPARSE_CODING_KERNELS.load(Ordering::Relaxed) {
+        1 => SparseCodingKernels::Always,
+        2 => SparseCodingKernels::Never,
+        _ => SparseCodingKernels::Auto,
+    }
 }
 
 /// The CUDA backend. Select it by building tensors on a [`CudaDevice`]:
@@ -278,7 +298,21 @@ impl Backend for Cuda {
         l_layout: &Layout,
         save_for_backward: bool,
     ) -> Result<Option<IstaForward<CudaStorage>>> {
-        if !fused_sparse_coding() {
+        // Codes are (…, m, d); in `Auto`, decline (the composite runs) where the kernels do not
+        // pay off.
+        let dims = b_layout.dims();
+        let use_kernels = match sparse_coding_kernels() {
+            SparseCodingKernels::Always => true,
+            SparseCodingKernels::Never => false,
+            SparseCodingKernels::Auto => {
+                dims.len() >= 2
+                    && crate::sparse_coding::fused_pays_off(
+                        dims[dims.len() - 2],
+                        dims[dims.len() - 1],
+                    )
+            }
+        };
+        if !use_kernels {
             return Ok(None);
         }
         same_device("unrolled_ista", g, &[b, lam, l])?;
@@ -311,7 +345,9 @@ impl Backend for Cuda {
         grad: &CudaStorage,
         grad_layout: &Layout,
     ) -> Result<Option<IstaGrads<CudaStorage>>> {
-        if !fused_sparse_coding() {
+        // Only reached after this backend's forward ran (else the composite's graph is used);
+        // `Never` set in between still means "no kernels".
+        if sparse_coding_kernels() == SparseCodingKernels::Never {
             return Ok(None);
         }
         same_device("unrolled_ista_backward", g, &[b, lam, l, grad])?;

@@ -14,7 +14,7 @@
 //! - [`Cuda`]: `impl vars_core::Backend` (`Device = CudaDevice`, `Storage = CudaStorage`), every
 //!   op of the CPU backend plus fused kernels for softmax / layer norm (`rows.rs`) and the
 //!   sparse-coding loop (`sparse_coding.rs`, fused in shared memory or tiled);
-//!   [`set_fused_sparse_coding`] switches the latter off for A/B comparisons.
+//!   [`set_sparse_coding_kernels`] overrides where the latter run (A/B comparisons, benches).
 //! - [`probe()`] / [`CudaProbe`]: which CUDA libraries load (and under which name), the driver's
 //!   CUDA version, NVRTC's version and architectures, the device count.
 //! - [`CudaDevice`]: device + primary context + one stream + the cuBLAS handle; compiles and loads
@@ -51,7 +51,7 @@ mod sparse_coding;
 pub mod storage;
 mod window;
 
-pub use backend::{fused_sparse_coding, set_fused_sparse_coding, Cuda};
+pub use backend::{set_sparse_coding_kernels, sparse_coding_kernels, Cuda, SparseCodingKernels};
 pub use cache::{cache_key, CacheKey, KernelCache};
 pub use compile::{
     compile_options, CompiledModule, ComputeCapability, KernelCompiler, ModuleImage, Nvrtc, Target,
@@ -60,6 +60,7 @@ pub use device::CudaDevice;
 pub use error::{CudaError, Result};
 pub use kernels::{KernelSource, StridedLayout, KERNELS};
 pub use probe::{probe, CudaLibrary, CudaProbe, CudaVersion, LibraryProbe};
+pub use sparse_coding::{fused_pays_off, FUSED_MAX_WORK};
 pub use storage::{CudaData, CudaStorage, DeviceElement};
 
 /// The pinned CUDA API version of the cudarc bindings (cargo feature `cuda-13000`).

@@ -16,6 +16,15 @@
 //! - **tiled**: for larger problems, global-memory buffers and one grid-stride launch per step
 //!   (the forward) or three per step plus one (the backward).
 //!
+//! **When the backend uses them.** `impl Backend for Cuda` runs these kernels only where the
+//! fused kernel beats the composite of tensor ops ([`fused_pays_off`], per-entry work
+//! `m²·d ≤` [`FUSED_MAX_WORK`]); above it the hook declines and `unrolled_ista` runs its
+//! composite, whose batched cuBLAS GEMMs use the whole GPU. Measured on an H100 (criterion,
+//! `cargo xtask bench cuda --features cuda`, 192 entries, T = 5, f32): at m = 64, d = 32 the fused
+//! kernel is 3.7× faster than the composite forward and 2.7× forward + backward; at m = 128,
+//! d = 64 it is 0.69× and 0.43× (one block per entry then does too much serial work). The
+//! functions below take whichever path they are given, so tests and callers can still run both.
+//!
 //! Inputs are read through their views (any strides, stride-0 broadcasts): each batched operand
 //! is passed as an [`IstaMatrix`], a [`StridedLayout`] over its batch dims plus its row and
 //! column strides. Only a view whose batch dims do not merge to at most
@@ -427,6 +436,18 @@ fn overflow(op: &'static str) -> CudaError {
 }
 
 // ---- entry points ------------------------------------------------------------------------------
+
+/// Per-entry work `m²·d` up to which [`fused_pays_off`]: twice the largest measured size where
+/// the fused kernel won (m 64, d 32: 131 072), below the smallest where it lost (m 128, d 64:
+/// 1 048 576). Sizes in between are unmeasured and go to the composite.
+pub const FUSED_MAX_WORK: usize = 1 << 18;
+
+/// Whether the automatic choice runs these kernels for codes `(m, d)` (see the module docs).
+pub fn fused_pays_off(m: usize, d: usize) -> bool {
+    m.checked_mul(m)
+        .and_then(|mm| mm.checked_mul(d))
+        .is_some_and(|work| work <= FUSED_MAX_WORK)
+}
 
 /// [`vars_core::Backend::unrolled_ista_forward`] on CUDA (the fused or tiled kernels, chosen by
 /// size): the contiguous codes `(…, m, d)` and, with `save_for_backward`, the saved state (the
@@ -863,6 +884,16 @@ fn backward_typed<T: DeviceElement>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fused_is_chosen_only_where_it_was_measured_faster() {
+        assert!(fused_pays_off(64, 32)); // RVT-Ti VARS-D: 3.7x faster forward on an H100
+        assert!(!fused_pays_off(128, 64)); // RVT-S/B VARS-D: 0.69x
+        assert!(!fused_pays_off(256, 64)); // RVT-S/B VARS-SD
+        assert!(!fused_pays_off(128, 32)); // RVT-Ti VARS-SD: unmeasured, composite
+        assert!(fused_pays_off(7, 5) && fused_pays_off(0, 0));
+        assert!(!fused_pays_off(usize::MAX, 2));
+    }
 
     const H100_OPTIN: usize = 232_448;
     /// Static shared memory of `ista_backward_fused_<t>` (its reduction buffer); at launch time
