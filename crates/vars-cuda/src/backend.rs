@@ -316,7 +316,8 @@ impl Backend for Cuda {
             return Ok(None);
         }
         same_device("unrolled_ista", g, &[b, lam, l])?;
-        crate::sparse_coding::unrolled_ista_forward(
+        CudaStorage::unrolled_ista_forward_with(
+            None,
             cfg,
             g,
             g_layout,
@@ -328,6 +329,7 @@ impl Backend for Cuda {
             l_layout,
             save_for_backward,
         )
+        .map(Some)
         .map_err(core)
     }
 
@@ -351,7 +353,8 @@ impl Backend for Cuda {
             return Ok(None);
         }
         same_device("unrolled_ista_backward", g, &[b, lam, l, grad])?;
-        crate::sparse_coding::unrolled_ista_backward(
+        CudaStorage::unrolled_ista_backward_with(
+            None,
             cfg,
             g,
             g_layout,
@@ -365,6 +368,7 @@ impl Backend for Cuda {
             grad,
             grad_layout,
         )
+        .map(Some)
         .map_err(core)
     }
 }

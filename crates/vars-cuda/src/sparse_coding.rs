@@ -311,10 +311,11 @@ fn smem_limit(dev: &CudaDevice, f: &CudaFunction) -> Result<usize> {
     Ok((optin.max(0) as usize).saturating_sub(fixed.max(0) as usize))
 }
 
-/// Launch configuration of a per-entry kernel with `bytes` of dynamic shared memory.
+/// Launch configuration of a per-entry kernel with `bytes` of dynamic shared memory, given the
+/// function's [`smem_limit`] (which the caller has already queried to choose the path).
 ///
-/// The function's dynamic shared-memory limit (required above 48 KiB) is raised to the device's
-/// whole opt-in budget, the same value on every call, never to this launch's `bytes`: threads
+/// The function's dynamic shared-memory limit (required above 48 KiB) is raised to that whole
+/// opt-in budget, the same value on every call, never to this launch's `bytes`: threads
 /// launching the same function concurrently must not lower the limit below another thread's
 /// launch (that race made launches fail with `CUDA_ERROR_INVALID_VALUE` on the first GPU run).
 fn entry_config(
@@ -322,13 +323,13 @@ fn entry_config(
     f: &CudaFunction,
     batch: usize,
     bytes: usize,
+    limit: usize,
 ) -> Result<LaunchConfig> {
     if bytes > 0 {
         // cudarc's `set_attribute` does not make the context current itself.
         dev.context()
             .bind_to_thread()
             .map_err(driver_err("cuCtxSetCurrent"))?;
-        let limit = smem_limit(dev, f)?;
         f.set_attribute(
             CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
             i32::try_from(limit).unwrap_or(i32::MAX),
@@ -449,60 +450,12 @@ pub fn fused_pays_off(m: usize, d: usize) -> bool {
         .is_some_and(|work| work <= FUSED_MAX_WORK)
 }
 
-/// [`vars_core::Backend::unrolled_ista_forward`] on CUDA (the fused or tiled kernels, chosen by
-/// size): the contiguous codes `(…, m, d)` and, with `save_for_backward`, the saved state (the
-/// CPU backend's layout). Never `Ok(None)`.
-pub fn unrolled_ista_forward(
-    cfg: &UnrolledIsta,
-    g: &CudaStorage,
-    g_layout: &Layout,
-    b: &CudaStorage,
-    b_layout: &Layout,
-    lam: &CudaStorage,
-    lam_layout: &Layout,
-    l: &CudaStorage,
-    l_layout: &Layout,
-    save_for_backward: bool,
-) -> Result<Option<IstaForward<CudaStorage>>> {
-    let ops = [
-        (g, g_layout),
-        (b, b_layout),
-        (lam, lam_layout),
-        (l, l_layout),
-    ];
-    forward(None, cfg, ops, save_for_backward).map(Some)
-}
-
-/// [`vars_core::Backend::unrolled_ista_backward`] on CUDA: contiguous gradients shaped like the
-/// four views. Without `saved` (not produced by this backend's forward) the forward is rerun to
-/// produce it. Never `Ok(None)`.
-pub fn unrolled_ista_backward(
-    cfg: &UnrolledIsta,
-    g: &CudaStorage,
-    g_layout: &Layout,
-    b: &CudaStorage,
-    b_layout: &Layout,
-    lam: &CudaStorage,
-    lam_layout: &Layout,
-    l: &CudaStorage,
-    l_layout: &Layout,
-    saved: Option<&CudaStorage>,
-    grad: &CudaStorage,
-    grad_layout: &Layout,
-) -> Result<Option<IstaGrads<CudaStorage>>> {
-    let ops = [
-        (g, g_layout),
-        (b, b_layout),
-        (lam, lam_layout),
-        (l, l_layout),
-    ];
-    backward(None, cfg, ops, saved, (grad, grad_layout)).map(Some)
-}
-
 impl CudaStorage {
-    /// [`unrolled_ista_forward`] with an explicit path: `fused` = `None` (automatic),
-    /// `Some(true)` (the fused kernel; an error when it does not fit in shared memory) or
-    /// `Some(false)` (the tiled kernels). For tests and benchmarks.
+    /// [`vars_core::Backend::unrolled_ista_forward`] on CUDA (what `impl Backend for Cuda`
+    /// calls, with `fused = None`): the contiguous codes `(…, m, d)` and, with
+    /// `save_for_backward`, the saved state (the CPU backend's layout). `fused` picks the path:
+    /// `None` (automatic: fused when it fits in shared memory), `Some(true)` (the fused kernel;
+    /// an error when it does not fit) or `Some(false)` (the tiled kernels; tests and benches).
     #[doc(hidden)]
     pub fn unrolled_ista_forward_with(
         fused: Option<bool>,
@@ -526,9 +479,10 @@ impl CudaStorage {
         forward(fused, cfg, ops, save_for_backward)
     }
 
-    /// [`unrolled_ista_backward`] with an explicit path (see
-    /// [`CudaStorage::unrolled_ista_forward_with`]; a missing `saved` is recomputed on the same
-    /// path).
+    /// [`vars_core::Backend::unrolled_ista_backward`] on CUDA: contiguous gradients shaped like
+    /// the four views, on the path `fused` picks (see
+    /// [`CudaStorage::unrolled_ista_forward_with`]). Without `saved` (not produced by this
+    /// backend's forward) the forward is rerun on the same path to produce it.
     #[doc(hidden)]
     pub fn unrolled_ista_backward_with(
         fused: Option<bool>,
@@ -556,7 +510,7 @@ impl CudaStorage {
 }
 
 impl CudaDevice {
-    /// Whether an automatic [`unrolled_ista_forward`] / [`unrolled_ista_backward`] on this
+    /// Whether an automatic [`CudaStorage::unrolled_ista_forward_with`] / `…_backward_with` on this
     /// device runs the fused kernel for `m` atoms, `d` columns and `dtype`:
     /// `(forward fused, backward fused)`.
     #[doc(hidden)]
@@ -650,7 +604,7 @@ fn forward_typed<T: DeviceElement>(
         let bytes = forward_smem_bytes(geo.m, geo.d, std::mem::size_of::<T>());
         let limit = smem_limit(dev, &ff)?;
         if choose_fused(OP, fused, bytes, limit)? {
-            let config = entry_config(dev, &ff, geo.batch, bytes.unwrap_or(0))?;
+            let config = entry_config(dev, &ff, geo.batch, bytes.unwrap_or(0), limit)?;
             let mut a = dev.stream().launch_builder(&ff);
             a.arg(&p)
                 .arg(&g.view)
@@ -770,7 +724,7 @@ fn backward_typed<T: DeviceElement>(
         let gr = Operand::new(OP_BACKWARD, grad, grad_layout)?;
         let mut gg = dev.alloc::<T>(gg_len)?;
         let mut gb = dev.alloc::<T>(total)?;
-        let config = entry_config(dev, &fb, batch, bytes.unwrap_or(0))?;
+        let config = entry_config(dev, &fb, batch, bytes.unwrap_or(0), limit)?;
         let mut a = dev.stream().launch_builder(&fb);
         a.arg(&p)
             .arg(&g.view)
@@ -848,7 +802,7 @@ fn backward_typed<T: DeviceElement>(
             // gg has batch·m² elements.
             unsafe { a.launch(launch_config(gg_len)) }.map_err(driver_err("cuLaunchKernel"))?;
         }
-        let config = entry_config(dev, &ffin, batch, 0)?;
+        let config = entry_config(dev, &ffin, batch, 0, 0)?;
         let mut a = dev.stream().launch_builder(&ffin);
         a.arg(&p)
             .arg(&lam.view.batch)
