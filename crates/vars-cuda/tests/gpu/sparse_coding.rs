@@ -293,6 +293,55 @@ fn on_gpu(dev: &CudaDevice, p: &Problem, dtype: DType) -> On<CudaStorage> {
     }
 }
 
+/// The CUDA forward of `p` (uploaded as `gp`) on the path `fused` (see
+/// `CudaStorage::unrolled_ista_forward_with`).
+fn cuda_forward(
+    p: &Problem,
+    gp: &On<CudaStorage>,
+    fused: Option<bool>,
+    cfg: &UnrolledIsta,
+    save: bool,
+) -> Result<IstaForward<CudaStorage>, vars_cuda::CudaError> {
+    CudaStorage::unrolled_ista_forward_with(
+        fused,
+        cfg,
+        &gp.g,
+        &p.g.layout,
+        &gp.b,
+        &p.b.layout,
+        &gp.lam,
+        &p.lam.layout,
+        &gp.l,
+        &p.l.layout,
+        save,
+    )
+}
+
+/// The CUDA backward of `p` for its output gradient `p.grad`, on the path `fused`.
+fn cuda_backward(
+    p: &Problem,
+    gp: &On<CudaStorage>,
+    fused: Option<bool>,
+    cfg: &UnrolledIsta,
+    saved: Option<&CudaStorage>,
+) -> Result<IstaGrads<CudaStorage>, vars_cuda::CudaError> {
+    CudaStorage::unrolled_ista_backward_with(
+        fused,
+        cfg,
+        &gp.g,
+        &p.g.layout,
+        &gp.b,
+        &p.b.layout,
+        &gp.lam,
+        &p.lam.layout,
+        &gp.l,
+        &p.l.layout,
+        saved,
+        &gp.grad,
+        &p.grad.layout,
+    )
+}
+
 fn cpu_vec(s: &CpuStorage) -> Vec<f64> {
     match (s.as_f64(), s.as_f32()) {
         (Some(v), _) => v.to_vec(),
@@ -469,20 +518,7 @@ fn check_case(
 
     let gp = on_gpu(dev, p, dtype);
     let err = |e: vars_cuda::CudaError| format!("{label}: {e}");
-    let f = CudaStorage::unrolled_ista_forward_with(
-        fused,
-        cfg,
-        &gp.g,
-        &p.g.layout,
-        &gp.b,
-        &p.b.layout,
-        &gp.lam,
-        &p.lam.layout,
-        &gp.l,
-        &p.l.layout,
-        true,
-    )
-    .map_err(err)?;
+    let f = cuda_forward(p, &gp, fused, cfg, true).map_err(err)?;
     assert_eq!(f.output.dtype(), dtype);
     let n = p.m * p.d;
     let s_len = c_saved.len() / p.entries().max(1);
@@ -499,20 +535,7 @@ fn check_case(
     compare(&at("saved"), &gpu_vec(saved), &c_saved, s_len, &keep, tol)?;
 
     // Without saving: the same output.
-    let f2 = CudaStorage::unrolled_ista_forward_with(
-        fused,
-        cfg,
-        &gp.g,
-        &p.g.layout,
-        &gp.b,
-        &p.b.layout,
-        &gp.lam,
-        &p.lam.layout,
-        &gp.l,
-        &p.l.layout,
-        false,
-    )
-    .map_err(err)?;
+    let f2 = cuda_forward(p, &gp, fused, cfg, false).map_err(err)?;
     if f2.saved.is_some() {
         return Err(at("saved state without save_for_backward"));
     }
@@ -525,24 +548,8 @@ fn check_case(
         0.0,
     )?;
 
-    let backward = |saved: Option<&CudaStorage>| {
-        CudaStorage::unrolled_ista_backward_with(
-            fused,
-            cfg,
-            &gp.g,
-            &p.g.layout,
-            &gp.b,
-            &p.b.layout,
-            &gp.lam,
-            &p.lam.layout,
-            &gp.l,
-            &p.l.layout,
-            saved,
-            &gp.grad,
-            &p.grad.layout,
-        )
-        .map_err(err)
-    };
+    let backward =
+        |saved: Option<&CudaStorage>| cuda_backward(p, &gp, fused, cfg, saved).map_err(err);
     for (which, grads) in [
         ("backward", backward(Some(saved))?),
         ("backward (recomputed state)", backward(None)?),
@@ -707,19 +714,7 @@ fn automatic_path_choice_for_model_sizes() {
     let p = Problem::plain(256, 64, DType::F64, 5);
     let gp = on_gpu(&dev, &p, DType::F64);
     let cfg = UnrolledIsta::official(1);
-    let r = CudaStorage::unrolled_ista_forward_with(
-        Some(true),
-        &cfg,
-        &gp.g,
-        &p.g.layout,
-        &gp.b,
-        &p.b.layout,
-        &gp.lam,
-        &p.lam.layout,
-        &gp.l,
-        &p.l.layout,
-        false,
-    );
+    let r = cuda_forward(&p, &gp, Some(true), &cfg, false);
     assert!(r.is_err());
 }
 
@@ -732,39 +727,9 @@ fn saved_state_is_shared_by_both_paths() {
     let p = Problem::new([2, 2], 9, 6, Views::Permuted, dtype, 99);
     let gp = on_gpu(&dev, &p, dtype);
     for cfg in all_cfgs(&[3]) {
-        let fwd = |fused| {
-            CudaStorage::unrolled_ista_forward_with(
-                Some(fused),
-                &cfg,
-                &gp.g,
-                &p.g.layout,
-                &gp.b,
-                &p.b.layout,
-                &gp.lam,
-                &p.lam.layout,
-                &gp.l,
-                &p.l.layout,
-                true,
-            )
-            .unwrap()
-        };
+        let fwd = |fused| cuda_forward(&p, &gp, Some(fused), &cfg, true).unwrap();
         let bwd = |fused, saved: &CudaStorage| {
-            CudaStorage::unrolled_ista_backward_with(
-                Some(fused),
-                &cfg,
-                &gp.g,
-                &p.g.layout,
-                &gp.b,
-                &p.b.layout,
-                &gp.lam,
-                &p.lam.layout,
-                &gp.l,
-                &p.l.layout,
-                Some(saved),
-                &gp.grad,
-                &p.grad.layout,
-            )
-            .unwrap()
+            cuda_backward(&p, &gp, Some(fused), &cfg, Some(saved)).unwrap()
         };
         let (sf, st) = (fwd(true).saved.unwrap(), fwd(false).saved.unwrap());
         let a = bwd(true, &st);
@@ -807,41 +772,13 @@ fn empty_problems_match_the_cpu() {
             let (cf, cg) = cpu_reference(&p, &cfg, dtype);
             let gp = on_gpu(&dev, &p, dtype);
             for fused in [None, Some(false)] {
-                let f = CudaStorage::unrolled_ista_forward_with(
-                    fused,
-                    &cfg,
-                    &gp.g,
-                    &p.g.layout,
-                    &gp.b,
-                    &p.b.layout,
-                    &gp.lam,
-                    &p.lam.layout,
-                    &gp.l,
-                    &p.l.layout,
-                    true,
-                )
-                .unwrap();
+                let f = cuda_forward(&p, &gp, fused, &cfg, true).unwrap();
                 assert_eq!(f.output.len(), cf.output.len());
                 assert_eq!(
                     f.saved.as_ref().map(|s| s.len()),
                     cf.saved.as_ref().map(|s| s.len())
                 );
-                let gr = CudaStorage::unrolled_ista_backward_with(
-                    fused,
-                    &cfg,
-                    &gp.g,
-                    &p.g.layout,
-                    &gp.b,
-                    &p.b.layout,
-                    &gp.lam,
-                    &p.lam.layout,
-                    &gp.l,
-                    &p.l.layout,
-                    f.saved.as_ref(),
-                    &gp.grad,
-                    &p.grad.layout,
-                )
-                .unwrap();
+                let gr = cuda_backward(&p, &gp, fused, &cfg, f.saved.as_ref()).unwrap();
                 assert_eq!(gpu_vec(&gr.g), cpu_vec(&cg.g));
                 assert_eq!(gpu_vec(&gr.b), cpu_vec(&cg.b));
                 assert_eq!(gpu_vec(&gr.lam), cpu_vec(&cg.lam));
