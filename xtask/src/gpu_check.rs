@@ -42,25 +42,22 @@ pub fn gpu_check(root: &Path, args: &[String]) -> Result<(), String> {
     let (tests, timings) = if dry_run {
         // The README's test command already built both (examples too), with these features.
         let cmd = ["test", "--workspace", "--all-features", "--no-run"];
-        (
-            build(root, &cmd, profile, "gpu")?,
-            build(root, &cmd, profile, "gpu_timings")?,
-        )
+        let [tests, timings] = build(root, &cmd, profile, ["gpu", "gpu_timings"])?;
+        (tests, timings)
     } else {
-        (
-            build(
-                root,
-                &["test", "-p", "vars-cuda", "--test", "gpu", "--no-run"],
-                profile,
-                "gpu",
-            )?,
-            build(
-                root,
-                &["build", "-p", "vars-cuda", "--example", "gpu_timings"],
-                profile,
-                "gpu_timings",
-            )?,
-        )
+        let [tests] = build(
+            root,
+            &["test", "-p", "vars-cuda", "--test", "gpu", "--no-run"],
+            profile,
+            ["gpu"],
+        )?;
+        let [timings] = build(
+            root,
+            &["build", "-p", "vars-cuda", "--example", "gpu_timings"],
+            profile,
+            ["gpu_timings"],
+        )?;
+        (tests, timings)
     };
     install(&tests, &out.join("gpu-tests"))?;
     install(&timings, &out.join("gpu-timings"))?;
@@ -103,13 +100,13 @@ pub fn gpu_check(root: &Path, args: &[String]) -> Result<(), String> {
 }
 
 /// Runs one cargo build with `--message-format=json-render-diagnostics` and returns the
-/// executable of the artifact whose target is `target_name`.
-fn build(
+/// executables of the artifacts whose targets are `target_names`, in that order.
+fn build<const N: usize>(
     root: &Path,
     args: &[&str],
     profile: Option<&str>,
-    target_name: &str,
-) -> Result<PathBuf, String> {
+    target_names: [&str; N],
+) -> Result<[PathBuf; N], String> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut args: Vec<&str> = args.to_vec();
     if let Some(p) = profile {
@@ -131,12 +128,19 @@ fn build(
         ));
     }
     let stdout = String::from_utf8_lossy(&output.stdout);
-    let wanted = format!("\"name\":\"{target_name}\"");
-    stdout
-        .lines()
-        .filter(|l| l.contains("\"reason\":\"compiler-artifact\"") && l.contains(&wanted))
-        .find_map(executable)
-        .ok_or_else(|| format!("cargo built no executable for target `{target_name}`"))
+    let mut found = Vec::with_capacity(N);
+    for name in target_names {
+        let wanted = format!("\"name\":\"{name}\"");
+        let exe = stdout
+            .lines()
+            .filter(|l| l.contains("\"reason\":\"compiler-artifact\"") && l.contains(&wanted))
+            .find_map(executable)
+            .ok_or_else(|| format!("cargo built no executable for target `{name}`"))?;
+        found.push(exe);
+    }
+    Ok(found
+        .try_into()
+        .unwrap_or_else(|_| unreachable!("one executable per target name")))
 }
 
 /// The `"executable":"…"` field of one cargo JSON message (paths here contain no escapes other
